@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-gitops/ferry/spec"
+)
+
+func newValidateCmd() *cobra.Command {
+	a := validateAction{Output: outputText}
+	cmd := &cobra.Command{
+		Use:   "validate [DIR]",
+		Short: "Check a spec directory; exit 0 when valid, 2 when not",
+		Long: `Reads every .yaml/.yml file under DIR (default: the current directory;
+hidden directories and the render directory are skipped), decodes each
+Catalog, Mirror, Samples and oc-mirror ImageSetConfiguration strictly, applies
+defaults and validates the whole. Every problem is listed, one per line, as
+file:line: Kind/name: field: message.
+
+With -o yaml or -o json it prints the effective objects, defaults applied:
+what a reconcile would act on.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := dirArg(args)
+			if err != nil {
+				return err
+			}
+			a.Dir, a.Out, a.Err = dir, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return a.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().VarP(&a.Output, "output", "o", "output format: text, json or yaml")
+	cmd.Flags().StringVar(&a.RenderDir, "render-dir", spec.DefaultRenderDir, "directory (relative to DIR) holding rendered output, never read as spec")
+	return cmd
+}
+
+// validateAction loads and validates one spec directory and reports it.
+type validateAction struct {
+	Dir       string
+	RenderDir string
+	Output    outputFormat
+	Out, Err  io.Writer
+}
+
+// validateReport is the -o json|yaml shape of a validation.
+type validateReport struct {
+	Valid    bool            `json:"valid"`
+	Files    []string        `json:"files"`
+	Catalogs []*spec.Catalog `json:"catalogs,omitempty"`
+	Mirror   *spec.Mirror    `json:"mirror,omitempty"`
+	Samples  *spec.Samples   `json:"samples,omitempty"`
+	Problems spec.Problems   `json:"problems,omitempty"`
+}
+
+func (a *validateAction) Run(_ context.Context) error {
+	cfg, err := spec.Load(os.DirFS(a.Dir), spec.LoadOptions{Exclude: []string{a.RenderDir}})
+	var invalid *spec.InvalidError
+	if err != nil && !errors.As(err, &invalid) {
+		return err
+	}
+	report := validateReport{Valid: err == nil}
+	if cfg != nil {
+		report.Files, report.Catalogs, report.Mirror, report.Samples, report.Problems = cfg.Files, cfg.Catalogs, cfg.Mirror, cfg.Samples, cfg.Warnings
+	} else {
+		report.Problems = invalid.Problems
+	}
+	for i := range report.Problems {
+		report.Problems[i].File = displayPath(a.Dir, report.Problems[i].File)
+	}
+	switch a.Output {
+	case outputJSON, outputYAML:
+		b, merr := json.MarshalIndent(report, "", "  ")
+		if merr != nil {
+			return merr
+		}
+		if a.Output == outputYAML {
+			if b, merr = yaml.JSONToYAML(b); merr != nil {
+				return merr
+			}
+		}
+		fmt.Fprintf(a.Out, "%s\n", strings.TrimRight(string(b), "\n"))
+	default:
+		for _, p := range report.Problems {
+			fmt.Fprintln(a.Err, p.String())
+		}
+		if report.Valid {
+			writeSummary(a.Out, a.Dir, cfg)
+		} else {
+			fmt.Fprintf(a.Err, "%s: invalid: %d error(s), %d warning(s)\n", a.Dir, len(invalid.Problems.Errors()), len(invalid.Problems.Warnings()))
+		}
+	}
+	return err
+}
+
+// displayPath shows problem files relative to where the user ran ferry, so
+// they can be opened (and CI annotations land) without editing.
+func displayPath(dir, file string) string {
+	if file == "" || dir == "." {
+		return file
+	}
+	return strings.TrimSuffix(dir, "/") + "/" + file
+}
+
+func writeSummary(w io.Writer, dir string, cfg *spec.Config) {
+	mirrors, samples := 0, 0
+	if cfg.Mirror != nil {
+		mirrors = 1
+	}
+	if cfg.Samples != nil {
+		samples = 1
+	}
+	fmt.Fprintf(w, "%s: valid: %d file(s), %d Catalog(s), %d Mirror, %d Samples, %d warning(s)\n",
+		dir, len(cfg.Files), len(cfg.Catalogs), mirrors, samples, len(cfg.Warnings))
+	for _, c := range cfg.Catalogs {
+		s := c.Spec
+		fmt.Fprintf(w, "\nCatalog/%s  (%s:%d)\n", c.Metadata.Name, displayPath(dir, c.Origin.File), c.Origin.Line)
+		fmt.Fprintf(w, "  source         %s (platform %s)\n", s.Source, s.Platform)
+		fmt.Fprintf(w, "  target         %s\n", orNone(s.Target))
+		fmt.Fprintf(w, "  base           %s\n", orNone(s.Base))
+		fmt.Fprintf(w, "  catalogSource  %s/%s %q\n", s.CatalogSource.Namespace, s.CatalogSource.Name, s.CatalogSource.DisplayName)
+		if len(s.Packages) == 0 {
+			fmt.Fprintf(w, "  packages       all (whole catalog)\n")
+		}
+		for _, p := range s.Packages {
+			fmt.Fprintf(w, "  package        %s: %s\n", p.Name, describePackage(p))
+		}
+		if s.IncludeDependencies {
+			fmt.Fprintf(w, "  dependencies   included\n")
+		}
+		for _, b := range s.Bundles {
+			fmt.Fprintf(w, "  add bundle     %s\n", b)
+		}
+	}
+	if m := cfg.Mirror; m != nil {
+		s := m.Spec
+		fmt.Fprintf(w, "\nMirror/%s  (%s:%d)\n", m.Metadata.Name, displayPath(dir, m.Origin.File), m.Origin.Line)
+		fmt.Fprintf(w, "  registry       %s\n", orNone(s.Registry))
+		if s.MaxPathComponents > 0 {
+			fmt.Fprintf(w, "  path depth     at most %d components\n", s.MaxPathComponents)
+		}
+		fmt.Fprintf(w, "  platforms      %s\n", listOr(s.Platforms, "all"))
+		fmt.Fprintf(w, "  objects        %s\n", strings.Join(s.Objects, ", "))
+		if s.MirrorSourcePolicy != "" {
+			fmt.Fprintf(w, "  source policy  %s\n", s.MirrorSourcePolicy)
+		}
+		fmt.Fprintf(w, "  additional     %d image(s)\n", len(s.AdditionalImages))
+		fmt.Fprintf(w, "  blocked        %s\n", listOr(s.BlockedImages, "none"))
+	}
+	if smp := cfg.Samples; smp != nil {
+		s := smp.Spec
+		fmt.Fprintf(w, "\nSamples/%s  (%s:%d)\n", smp.Metadata.Name, displayPath(dir, smp.Origin.File), smp.Origin.Line)
+		fmt.Fprintf(w, "  state          %s\n", s.ManagementState)
+		fmt.Fprintf(w, "  registry       %s\n", orNone(s.SamplesRegistry))
+		fmt.Fprintf(w, "  architectures  %s\n", listOr(s.Architectures, "operator default"))
+		if s.MirrorImages {
+			fmt.Fprintf(w, "  mirror images  from %s; streams that cannot be copied are skipped\n", s.ImagesFrom)
+		}
+		fmt.Fprintf(w, "  skipped        %d imagestream(s), %d template(s)\n", len(s.SkippedImagestreams), len(s.SkippedTemplates))
+	}
+}
+
+func describePackage(p spec.Package) string {
+	var parts []string
+	if p.MinVersion != "" || p.MaxVersion != "" {
+		parts = append(parts, "versions "+versionRange(p.MinVersion, p.MaxVersion))
+	}
+	for _, c := range p.Channels {
+		d := "channel " + c.Name
+		if c.MinVersion != "" || c.MaxVersion != "" {
+			d += " " + versionRange(c.MinVersion, c.MaxVersion)
+		} else if !p.Full && p.MinVersion == "" && p.MaxVersion == "" {
+			d += " (head)"
+		}
+		parts = append(parts, d)
+	}
+	if p.Full {
+		parts = append(parts, "every bundle")
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "head of the default channel")
+	}
+	if p.DefaultChannel != "" {
+		parts = append(parts, "default channel "+p.DefaultChannel)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func versionRange(lo, hi string) string {
+	switch {
+	case lo != "" && hi != "":
+		return ">=" + lo + " <=" + hi
+	case lo != "":
+		return ">=" + lo
+	}
+	return "<=" + hi
+}
+
+func orNone(s string) string { return listOr([]string{s}[:min(1, len(s))], "(none)") }
+
+func listOr(l []string, empty string) string {
+	if len(l) == 0 {
+		return empty
+	}
+	return strings.Join(l, ", ")
+}
