@@ -35,16 +35,16 @@ install_apt() {
   if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 }
 
-# build NAME MODDIR PKG [CGO] [LDFLAGS]
+# build NAME MODDIR PKG [CGO] [LDFLAGS] [TAGS]
 build() {
-  local name=$1 moddir=$root/test/tools/$2 pkg=$3 cgo=${4:-0} ldflags=${5:-}
+  local name=$1 moddir=$root/test/tools/$2 pkg=$3 cgo=${4:-0} ldflags=${5:-} tags=${6:-}
   local key
-  key=$( { cat "$moddir/go.mod" "$moddir/go.sum"; go env GOVERSION; echo "$cgo $ldflags"; } | sha256sum | cut -c1-16)
+  key=$( { cat "$moddir/go.mod" "$moddir/go.sum"; go env GOVERSION; echo "$cgo $ldflags $tags"; } | sha256sum | cut -c1-16)
   local out=$tools_dir/$name-$key
   if [ ! -x "$out" ]; then
     log "building $name (cold build; cached as $out)"
     local start=$SECONDS
-    (cd "$moddir" && CGO_ENABLED=$cgo go build -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg")
+    (cd "$moddir" && CGO_ENABLED=$cgo go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out.tmp" "$pkg")
     mv "$out.tmp" "$out"
     log "built $name in $((SECONDS - start))s"
   fi
@@ -58,7 +58,9 @@ tool_path() {
   case $1 in
     kube-apiserver) build kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver 0 "$kube_ldflags" ;;
     etcd) build etcd etcd go.etcd.io/etcd/server/v3 0 "-s -w" ;;
-    opm) build opm opm github.com/operator-framework/operator-registry/cmd/opm 1 "-s -w" ;;
+    # opm needs cgo for its SQLite driver; the tags are the ones upstream builds
+    # with (openpgp in Go instead of libgpgme, SQLite JSON functions).
+    opm) build opm opm github.com/operator-framework/operator-registry/cmd/opm 1 "-s -w" "json1 containers_image_openpgp" ;;
     docker-registry|skopeo|htpasswd|git) install_apt; command -v "$1" || echo "/usr/bin/$1" ;;
     *) log "unknown tool $1"; return 2 ;;
   esac

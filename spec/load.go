@@ -108,6 +108,7 @@ type loader struct {
 	// ocMirrors hold what ImageSetConfigurations add to the Mirror; they
 	// merge into the one Mirror (or stand in for it when there is none).
 	ocMirrors []*Mirror
+	ocOrigins []*Origin
 	problems Problems
 }
 
@@ -135,7 +136,14 @@ func (l *loader) loadFile(file string, data []byte) {
 			p := Problem{File: file, Message: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 			if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 				p.Line, _ = strconv.Atoi(m[1])
+				// yaml.v3 reports parser (not scanner) errors with a
+				// 0-based line; they are the "did not find expected" ones.
+				if strings.Contains(err.Error(), "did not find expected") {
+					p.Line++
+				}
 			}
+			p.Message = yamlLineRE.ReplaceAllString(p.Message, "")
+			p.Message = strings.Replace(p.Message, "YAML: : ", "YAML: ", 1)
 			if bytes.Contains(data, []byte("{{")) {
 				p.Message = "looks like a Go template ({{ ... }}), not YAML; render the template and commit its output: " + p.Message
 			}
@@ -257,6 +265,11 @@ func (l *loader) finish() {
 	if len(l.mirrors) > 0 {
 		l.cfg.Mirror = l.mirrors[0]
 	}
+	if len(l.mirrors) == 0 {
+		for _, o := range l.ocOrigins {
+			v.warn(o, KindImageSetConfiguration, "", "", "no Mirror is defined: add one naming the destination registry (what oc-mirror took on its command line) before reconciling")
+		}
+	}
 	if len(l.samples) > 1 {
 		for _, s := range l.samples[1:] {
 			v.at(s.Origin, KindSamples, s.Metadata.Name, "", "only one Samples is allowed (the cluster has one samples config); %s/%s is already defined in %s", KindSamples, l.samples[0].Metadata.Name, l.samples[0].Origin.File)
@@ -273,7 +286,6 @@ func (l *loader) finish() {
 		if l.cfg.Mirror == nil {
 			l.cfg.Mirror = om
 			mirrorDefaults(om)
-			v.warn(om.Origin, KindImageSetConfiguration, "", "mirror", "no Mirror is defined: the images listed here need one (the registry oc-mirror was given on its command line) before reconciling")
 			continue
 		}
 		mergeMirror(&l.cfg.Mirror.Spec, &om.Spec)

@@ -109,6 +109,7 @@ type iscChannel struct {
 // dropped.
 func (l *loader) loadOCMirror(file string, n *yaml.Node, origin *Origin, h header) {
 	origin.FromOCMirror = true
+	l.ocOrigins = append(l.ocOrigins, origin)
 	var doc iscDocument
 	d := newDecoder()
 	d.foldCase = true
@@ -283,18 +284,17 @@ func mapOperator(c objectCheck, f, apiVersion string, op iscOperator) *Catalog {
 			}
 			pkg.Channels = append(pkg.Channels, Channel{Name: ch.Name, MinVersion: firstOf(ch.MinVersion, ch.StartingVersion), MaxVersion: ch.MaxVersion})
 		}
-		if pkgRange && full {
-			if apiVersion == OCMirrorV2Alpha1 {
-				// oc-mirror v2's own rule.
-				c.fail(pf, "cannot use channels/full and min/max versions at the same time (oc-mirror v2 rule)")
-			} else {
-				// oc-mirror v1 read full plus a range as "every bundle in
-				// range", which is what a range alone means in Ferry.
-				c.warn(pf, "full with minVersion/maxVersion is read as the range alone, as oc-mirror v1 did")
-				pkg.Full = false
-			}
-		}
-		if pkgRange && len(p.Channels) > 0 && apiVersion == OCMirrorV2Alpha1 {
+		switch {
+		case pkgRange && full && apiVersion == OCMirrorV2Alpha1:
+			c.fail(pf, "cannot use channels/full and min/max versions at the same time (oc-mirror v2 rule; full is set on %s)", f)
+			pkg.Full = false // reported here, not again by Ferry's own rule
+		case pkgRange && full:
+			// oc-mirror v1 read full plus a range as "every bundle in
+			// range", which is what a range alone means in Ferry.
+			c.warn(pf, "full with minVersion/maxVersion is read as the range alone, as oc-mirror v1 did")
+			pkg.Full = false
+		case pkgRange && len(p.Channels) > 0 && apiVersion == OCMirrorV2Alpha1 && !anyChannelRange(p.Channels):
+			// (a channel with its own range is reported by Ferry's rule)
 			c.fail(pf, "cannot use channels/full and min/max versions at the same time (oc-mirror v2 rule)")
 		}
 		cat.Spec.Packages = append(cat.Spec.Packages, pkg)
@@ -351,4 +351,13 @@ func sanitizeName(s string) string {
 		s = "catalog"
 	}
 	return s
+}
+
+func anyChannelRange(chs []iscChannel) bool {
+	for _, ch := range chs {
+		if ch.MinVersion != "" || ch.MaxVersion != "" || ch.StartingVersion != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -79,7 +79,10 @@ func (v *validator) config(c *Config, mirrors []*Mirror, samples []*Samples) {
 	}
 	for _, s := range samples {
 		unique(KindSamples, s.Metadata.Name, s.Origin)
-		v.samples(s, c.Mirror)
+	}
+	if c.Samples != nil {
+		// Only the one in effect: the others are already reported.
+		v.samples(c.Samples, c.Mirror)
 	}
 	v.catalogConflicts(c.Catalogs)
 }
@@ -118,7 +121,7 @@ func (v *validator) catalog(cat *Catalog, mirror *Mirror) {
 	if s.Target == "" {
 		switch {
 		case cat.Origin != nil && cat.Origin.FromOCMirror:
-			c.warn("spec.target", "no Mirror is defined: add a Mirror (the registry oc-mirror was given on its command line) before reconciling")
+			// Reported once per file by the loader.
 		case mirror == nil || mirror.Spec.Registry == "":
 			c.fail("spec.target", "required when no Mirror is defined: the repository to push the built catalog to")
 		}
@@ -192,10 +195,10 @@ func checkPackage(c objectCheck, f string, p *Package) {
 		chRange := ch.MinVersion != "" || ch.MaxVersion != ""
 		checkRange(c, cf, ch.MinVersion, ch.MaxVersion)
 		if chRange && pkgRange {
-			c.fail(cf, "channel-level minVersion/maxVersion cannot be combined with the package-level range at %s", f)
+			c.fail(cf, "channel-level minVersion/maxVersion cannot be combined with a package-level range")
 		}
 		if chRange && p.Full {
-			c.fail(cf, "channel-level minVersion/maxVersion cannot be combined with full at %s.full", f)
+			c.fail(cf, "channel-level minVersion/maxVersion cannot be combined with full")
 		}
 	}
 	if len(p.Channels) > 0 && !defaultListed {
