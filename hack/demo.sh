@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# make demo: what Ferry reads from a config repo, on the repository's own
+# examples, then what it says about a broken one. Needs nothing outside the
+# repository.
+set -uo pipefail
+ferry=${1:-bin/ferry}
+cd "$(dirname "$0")/.."
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "ferry version"
+"$ferry" version
+
+step "ferry validate examples   (a config repo: 3 Catalogs, a Mirror, Samples and an oc-mirror ImageSetConfiguration)"
+"$ferry" validate examples || exit 1
+
+step "ferry validate -o yaml examples   (the effective objects, defaults applied; first 40 lines)"
+"$ferry" validate -o yaml examples | sed -n '1,40p'
+
+step "ferry validate spec/testdata/load/invalid-range   (bad input: every problem, file:line, exit 2)"
+"$ferry" validate spec/testdata/load/invalid-range
+echo "exit code: $?"
