@@ -101,15 +101,15 @@ func isYAML(p string) bool {
 }
 
 type loader struct {
-	fsys     fs.FS
-	cfg      Config
-	mirrors  []*Mirror
-	samples  []*Samples
+	fsys    fs.FS
+	cfg     Config
+	mirrors []*Mirror
+	samples []*Samples
 	// ocMirrors hold what ImageSetConfigurations add to the Mirror; they
 	// merge into the one Mirror (or stand in for it when there is none).
 	ocMirrors []*Mirror
 	ocOrigins []*Origin
-	problems Problems
+	problems  Problems
 }
 
 func (l *loader) problem(p Problem) {

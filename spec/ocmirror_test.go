@@ -30,8 +30,8 @@ func TestRealImageSetConfigurations(t *testing.T) {
 	}
 	// Files that are oc-mirror's own negative cases or Go templates.
 	wantDecodeFailure := map[string]string{
-		"internal/e2e/templates/isc_templates/additional_isc.yaml":                   "Go template",
-		"internal/e2e/templates/isc_templates/release_isc.yaml":                      "Go template",
+		"internal/e2e/templates/isc_templates/additional_isc.yaml":                     "Go template",
+		"internal/e2e/templates/isc_templates/release_isc.yaml":                        "Go template",
 		"tests/integration/testdata/imagesetconfigs/exit_codes/isc-generic-error.yaml": "storageConfig",
 	}
 	var clean, ruleErrors, decodeErrors int
