@@ -61,6 +61,9 @@ tool_path() {
     # opm needs cgo for its SQLite driver; the tags are the ones upstream builds
     # with (openpgp in Go instead of libgpgme, SQLite JSON functions).
     opm) build opm opm github.com/operator-framework/operator-registry/cmd/opm 1 "-s -w" "json1 containers_image_openpgp" ;;
+    # A gRPC client of opm's registry API, for asking a served catalog what
+    # OLM would ask it.
+    catalog-query) build catalog-query opm ./cmd/catalog-query 0 "-s -w" ;;
     docker-registry|skopeo|htpasswd|git) install_apt; command -v "$1" || echo "/usr/bin/$1" ;;
     *) log "unknown tool $1"; return 2 ;;
   esac
@@ -70,7 +73,7 @@ case ${1:-all} in
   path) tool_path "$2" ;;
   all)
     install_apt
-    for t in etcd opm kube-apiserver; do tool_path "$t" >/dev/null; done
+    for t in etcd opm catalog-query kube-apiserver; do tool_path "$t" >/dev/null; done
     log "all tools ready in $tools_dir"
     ;;
   *) log "usage: $0 [all | path NAME]"; exit 2 ;;
