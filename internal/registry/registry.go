@@ -1,0 +1,147 @@
+package registry
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Options says how to reach registries.
+type Options struct {
+	// AuthFile is a docker config.json or podman auth.json. Empty: the
+	// REGISTRY_AUTH_FILE variable, then the docker and podman defaults.
+	AuthFile string
+	// Insecure lists registries (host[:port]) reached over plain HTTP or
+	// with TLS verification off.
+	Insecure []string
+	// Concurrency bounds parallel blob transfers per image (remote.WithJobs).
+	Concurrency int
+}
+
+// Client carries what every registry call needs.
+type Client struct {
+	opts     Options
+	keychain authn.Keychain
+	insecure map[string]bool
+}
+
+// New resolves credentials once, so a broken auth file fails the run before
+// anything is read or written.
+func New(opts Options) (*Client, error) {
+	c := &Client{opts: opts, insecure: map[string]bool{}}
+	for _, r := range opts.Insecure {
+		c.insecure[r] = true
+	}
+	file := opts.AuthFile
+	if file == "" {
+		file = os.Getenv("REGISTRY_AUTH_FILE")
+	}
+	if file == "" {
+		c.keychain = authn.DefaultKeychain
+		return c, nil
+	}
+	kc, err := loadAuthFile(file)
+	if err != nil {
+		return nil, err
+	}
+	c.keychain = kc
+	return c, nil
+}
+
+// Reference parses a reference, marking insecure registries so
+// go-containerregistry falls back to plain HTTP for them.
+func (c *Client) Reference(ref string) (name.Reference, error) {
+	r, err := name.ParseReference(ref, name.StrictValidation)
+	if err != nil {
+		return nil, err
+	}
+	if c.insecure[r.Context().RegistryStr()] {
+		return name.ParseReference(ref, name.StrictValidation, name.Insecure)
+	}
+	return r, nil
+}
+
+// Remote returns the remote options for talking to the registry of ref.
+func (c *Client) Remote(ref name.Reference, extra ...remote.Option) []remote.Option {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if c.insecure[ref.Context().RegistryStr()] {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user declared this registry insecure
+	}
+	opts := []remote.Option{
+		remote.WithAuthFromKeychain(c.keychain),
+		remote.WithTransport(tr),
+		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 6}),
+		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
+	}
+	if c.opts.Concurrency > 0 {
+		opts = append(opts, remote.WithJobs(c.opts.Concurrency))
+	}
+	return append(opts, extra...)
+}
+
+// authFile is the part of config.json / auth.json Ferry reads.
+type authFile struct {
+	Auths map[string]struct {
+		Auth          string `json:"auth"`
+		Username      string `json:"username"`
+		Password      string `json:"password"`
+		IdentityToken string `json:"identitytoken"`
+	} `json:"auths"`
+}
+
+type fileKeychain map[string]authn.AuthConfig
+
+func loadAuthFile(path string) (authn.Keychain, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("registry auth file: %w", err)
+	}
+	var f authFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		// The decoder's message quotes no content, only positions.
+		return nil, fmt.Errorf("registry auth file %s: not a docker config.json or podman auth.json: %w", path, err)
+	}
+	kc := fileKeychain{}
+	for host, a := range f.Auths {
+		cfg := authn.AuthConfig{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken}
+		if a.Auth != "" {
+			raw, err := base64.StdEncoding.DecodeString(a.Auth)
+			user, pass, ok := strings.Cut(string(raw), ":")
+			if err != nil || !ok {
+				return nil, fmt.Errorf("registry auth file %s: entry for %s: auth is not base64 user:password", path, host)
+			}
+			cfg.Username, cfg.Password = user, pass
+		}
+		kc[normalizeHost(host)] = cfg
+	}
+	return kc, nil
+}
+
+// normalizeHost maps the spellings auth files use for a registry
+// ("https://quay.io", "quay.io/v1/", "docker.io") to one key.
+func normalizeHost(h string) string {
+	h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
+	h, _, _ = strings.Cut(h, "/")
+	if h == "docker.io" || h == "registry-1.docker.io" {
+		h = name.DefaultRegistry
+	}
+	return h
+}
+
+// Resolve implements authn.Keychain. podman's auth.json may also hold
+// entries for a repository path; the longest matching one wins.
+func (k fileKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	if cfg, ok := k[normalizeHost(r.RegistryStr())]; ok {
+		return authn.FromConfig(cfg), nil
+	}
+	return authn.Anonymous, nil
+}
