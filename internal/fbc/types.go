@@ -1,6 +1,9 @@
 package fbc
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // The schemas Ferry interprets. Every other schema is carried as a Meta.
 const (
@@ -65,8 +68,8 @@ type ChannelEntry struct {
 // Bundle is an olm.bundle blob.
 type Bundle struct {
 	Schema        string         `json:"schema"`
-	Name          string         `json:"name"`
-	Package       string         `json:"package"`
+	Name          string         `json:"name,omitempty"`
+	Package       string         `json:"package,omitempty"`
 	Image         string         `json:"image"`
 	Properties    []Property     `json:"properties,omitempty"`
 	RelatedImages []RelatedImage `json:"relatedImages,omitempty"`
@@ -111,6 +114,34 @@ type Meta struct {
 	Package string
 	Name    string
 	Blob    json.RawMessage
+}
+
+// MarshalJSON returns the blob itself, as opm's declcfg.Meta does, so that a
+// Meta encodes as the document it came from.
+func (m Meta) MarshalJSON() ([]byte, error) { return m.Blob, nil }
+
+// UnmarshalJSON keeps the blob (compact, keys sorted, as LoadFS keeps it)
+// and picks schema, package and name out of it the way opm does.
+func (m *Meta) UnmarshalJSON(b []byte) error {
+	var d decoder
+	root, err := parseJSON(&d.t, b)
+	if err != nil {
+		return err
+	}
+	if d.t.nodes[root].kind != kindMap {
+		return fmt.Errorf("cannot decode %s into a blob", d.t.describe(root))
+	}
+	keys, err := d.metaKeys(root)
+	if err != nil {
+		return err
+	}
+	*m = Meta{
+		Schema:  keys.schema,
+		Package: keys.pkg,
+		Name:    keys.name,
+		Blob:    d.t.appendCanonical(nil, root),
+	}
+	return nil
 }
 
 // PackageProperty is the value of an olm.package property.

@@ -1,0 +1,342 @@
+package bundle
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/blang/semver/v4"
+
+	"github.com/ferry-gitops/ferry/internal/fbc"
+)
+
+// Errors Add's problems wrap, for callers that branch on the kind of
+// conflict (errors.Is).
+var (
+	// ErrInvalid: the bundle or its placement is unusable on its own (no
+	// name, no olm.package property, no channel, a bad skipRange...).
+	ErrInvalid = errors.New("invalid bundle or placement")
+	// ErrDuplicateName: the package already has a bundle of that name.
+	ErrDuplicateName = errors.New("bundle name already in package")
+	// ErrDuplicateVersion: the package already has a bundle of that
+	// version (opm validate allows one bundle per version per package).
+	ErrDuplicateVersion = errors.New("bundle version already in package")
+	// ErrGraphConflict: the new entry would break a channel's upgrade
+	// graph (two heads, a cycle, a stranded bundle) or its package's
+	// default channel.
+	ErrGraphConflict = errors.New("conflicting upgrade graph")
+)
+
+// problem is one reason Add refuses a bundle.
+type problem struct {
+	kind error
+	msg  string
+}
+
+func (p *problem) Error() string { return p.msg }
+func (p *problem) Unwrap() error { return p.kind }
+
+func newProblem(kind error, format string, args ...any) error {
+	return &problem{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// Add inserts bundle b into cfg where p places it, all or nothing: on error
+// cfg is unchanged, and the error lists every problem found.
+//
+// The package is created if it is missing, with p.DefaultChannel as its
+// default channel (or the bundle's only channel) and p.Icon. In an existing
+// package, p.DefaultChannel becomes the default channel when b's version is
+// higher than every other bundle's, which is the rule `opm index add`
+// applied. Each channel in p.Channels gets the entry {name, replaces,
+// skips, skipRange}; missing channels are created.
+//
+// Add refuses a bundle whose name or version the package already has, and
+// an entry that leaves a channel with other than one head, a replaces
+// cycle or a stranded bundle (the rules of `opm validate`), for example a
+// bundle replacing one that another entry already replaces. A replaces or
+// skip naming a bundle that is not in the channel is accepted, as opm
+// accepts it.
+func Add(cfg *fbc.DeclarativeConfig, b fbc.Bundle, p Placement) error {
+	if err := add(cfg, b, p); err != nil {
+		return fmt.Errorf("add bundle %q to package %q: %w", b.Name, b.Package, err)
+	}
+	return nil
+}
+
+func add(cfg *fbc.DeclarativeConfig, b fbc.Bundle, p Placement) error {
+	if cfg == nil {
+		return errors.New("no catalog")
+	}
+	version, probs := checkBundle(b, p)
+	channels := cleanChannels(p.Channels)
+	if len(channels) == 0 {
+		probs = append(probs, newProblem(ErrInvalid, "placement names no channel"))
+	}
+	entry := fbc.ChannelEntry{Name: b.Name, Replaces: p.Replaces, Skips: slices.Clone(p.Skips), SkipRange: p.SkipRange}
+	probs = append(probs, checkEntry(entry)...)
+	if len(probs) > 0 {
+		return errors.Join(probs...)
+	}
+
+	pkgIdx := slices.IndexFunc(cfg.Packages, func(x fbc.Package) bool { return x.Name == b.Package })
+
+	// The package's other bundles: names and versions must not repeat.
+	highest := true
+	for _, o := range cfg.Bundles {
+		if o.Package != b.Package {
+			continue
+		}
+		if o.Name == b.Name {
+			probs = append(probs, newProblem(ErrDuplicateName, "package %q already has a bundle named %q", b.Package, b.Name))
+			continue
+		}
+		ov, err := bundleVersion(o)
+		if err != nil {
+			continue // not ours to judge; opm validate will
+		}
+		if ov.String() == version.String() {
+			probs = append(probs, newProblem(ErrDuplicateVersion, "package %q already has version %s: bundle %q", b.Package, version, o.Name))
+		}
+		if ov.compare(version) >= 0 {
+			highest = false
+		}
+	}
+
+	// Channels: new entries, checked as opm validate checks them.
+	type change struct {
+		name    string
+		idx     int // in cfg.Channels, -1 for a new channel
+		entries []fbc.ChannelEntry
+	}
+	var changes []change
+	for _, name := range channels {
+		idx := slices.IndexFunc(cfg.Channels, func(c fbc.Channel) bool { return c.Package == b.Package && c.Name == name })
+		if idx < 0 {
+			changes = append(changes, change{name: name, idx: -1, entries: []fbc.ChannelEntry{entry}})
+			continue
+		}
+		old := cfg.Channels[idx].Entries
+		if slices.ContainsFunc(old, func(e fbc.ChannelEntry) bool { return e.Name == b.Name }) {
+			probs = append(probs, newProblem(ErrGraphConflict, "channel %q already has an entry %q", name, b.Name))
+			continue
+		}
+		entries := append(slices.Clip(old), entry)
+		if err := checkGraph(entries); err != nil {
+			probs = append(probs, graphProblem(name, old, entry, err))
+			continue
+		}
+		changes = append(changes, change{name: name, idx: idx, entries: entries})
+	}
+
+	// The package and its default channel.
+	var pkg fbc.Package
+	if pkgIdx >= 0 {
+		pkg = cfg.Packages[pkgIdx]
+		if p.DefaultChannel != "" && highest {
+			pkg.DefaultChannel = p.DefaultChannel
+		}
+	} else {
+		pkg = fbc.Package{Schema: fbc.SchemaPackage, Name: b.Package, DefaultChannel: p.DefaultChannel, Icon: p.Icon}
+		if pkg.DefaultChannel == "" && len(channels) == 1 {
+			pkg.DefaultChannel = channels[0]
+		}
+		if pkg.DefaultChannel == "" {
+			probs = append(probs, newProblem(ErrInvalid, "package %q is new and the bundle names no default channel among its channels %s", b.Package, strings.Join(channels, ", ")))
+		}
+	}
+	if pkg.DefaultChannel != "" && !slices.Contains(channels, pkg.DefaultChannel) &&
+		!slices.ContainsFunc(cfg.Channels, func(c fbc.Channel) bool { return c.Package == b.Package && c.Name == pkg.DefaultChannel }) {
+		probs = append(probs, newProblem(ErrGraphConflict, "default channel %q of package %q would not exist: the bundle's channels are %s", pkg.DefaultChannel, b.Package, strings.Join(channels, ", ")))
+	}
+	if len(probs) > 0 {
+		return errors.Join(probs...)
+	}
+
+	// Commit.
+	if pkgIdx >= 0 {
+		cfg.Packages[pkgIdx] = pkg
+	} else {
+		cfg.Packages = append(cfg.Packages, pkg)
+	}
+	for _, ch := range changes {
+		if ch.idx >= 0 {
+			cfg.Channels[ch.idx].Entries = ch.entries
+			continue
+		}
+		cfg.Channels = append(cfg.Channels, fbc.Channel{Schema: fbc.SchemaChannel, Name: ch.name, Package: b.Package, Entries: ch.entries})
+	}
+	if b.Schema == "" {
+		b.Schema = fbc.SchemaBundle
+	}
+	cfg.Bundles = append(cfg.Bundles, b)
+	return nil
+}
+
+// checkBundle checks what opm validate requires of a bundle on its own and
+// returns its version.
+func checkBundle(b fbc.Bundle, p Placement) (pkgVersion, []error) {
+	var probs []error
+	if b.Schema != "" && b.Schema != fbc.SchemaBundle {
+		probs = append(probs, newProblem(ErrInvalid, "schema is %q, not %q", b.Schema, fbc.SchemaBundle))
+	}
+	if b.Name == "" {
+		probs = append(probs, newProblem(ErrInvalid, "bundle has no name"))
+	}
+	if b.Package == "" {
+		probs = append(probs, newProblem(ErrInvalid, "bundle has no package"))
+	}
+	if p.Package != "" && p.Package != b.Package {
+		probs = append(probs, newProblem(ErrInvalid, "placement is for package %q, the bundle is in %q", p.Package, b.Package))
+	}
+	if b.Image == "" && !slices.ContainsFunc(b.Properties, func(x fbc.Property) bool { return x.Type == typeBundleObject }) {
+		probs = append(probs, newProblem(ErrInvalid, "bundle has neither an image nor olm.bundle.object properties"))
+	}
+	var pkgProps []fbc.PackageProperty
+	for _, prop := range b.Properties {
+		if prop.Type != typePackage {
+			continue
+		}
+		var v fbc.PackageProperty
+		if err := json.Unmarshal(prop.Value, &v); err != nil {
+			probs = append(probs, newProblem(ErrInvalid, "olm.package property: %v", err))
+			continue
+		}
+		pkgProps = append(pkgProps, v)
+	}
+	if len(pkgProps) != 1 {
+		probs = append(probs, newProblem(ErrInvalid, "bundle has %d olm.package properties, want exactly one", len(pkgProps)))
+		return pkgVersion{}, probs
+	}
+	if pkgProps[0].PackageName != b.Package {
+		probs = append(probs, newProblem(ErrInvalid, "olm.package property names package %q, the bundle is in %q", pkgProps[0].PackageName, b.Package))
+	}
+	v, err := parseVersion(pkgProps[0])
+	if err != nil {
+		probs = append(probs, newProblem(ErrInvalid, "%v", err))
+	}
+	return v, probs
+}
+
+// checkEntry checks the edges of a new channel entry.
+func checkEntry(e fbc.ChannelEntry) []error {
+	var probs []error
+	if e.Replaces != "" && e.Replaces == e.Name {
+		probs = append(probs, newProblem(ErrGraphConflict, "bundle replaces itself"))
+	}
+	for i, s := range e.Skips {
+		switch s {
+		case "":
+			probs = append(probs, newProblem(ErrInvalid, "skips[%d] is empty", i))
+		case e.Name:
+			probs = append(probs, newProblem(ErrGraphConflict, "bundle skips itself"))
+		}
+	}
+	if e.SkipRange != "" {
+		if _, err := semver.ParseRange(e.SkipRange); err != nil {
+			probs = append(probs, newProblem(ErrInvalid, "invalid skipRange %q: %v", e.SkipRange, err))
+		}
+	}
+	return probs
+}
+
+// graphProblem explains why adding entry to a channel breaks its graph,
+// naming the entry it collides with where there is one.
+func graphProblem(channel string, old []fbc.ChannelEntry, entry fbc.ChannelEntry, err error) error {
+	if prev := checkGraph(old); prev != nil {
+		return newProblem(ErrGraphConflict, "channel %q: %v (the channel was already invalid: %v)", channel, err, prev)
+	}
+	var hints []string
+	if entry.Replaces != "" {
+		for _, e := range old {
+			if e.Replaces == entry.Replaces && !slices.Contains(entry.Skips, e.Name) {
+				hints = append(hints, fmt.Sprintf("%q already replaces %q", e.Name, entry.Replaces))
+			}
+		}
+	}
+	if heads := channelHeads(old); len(heads) == 1 && entry.Replaces != heads[0] && !slices.Contains(entry.Skips, heads[0]) {
+		incoming := entry.Replaces == "" && len(entry.Skips) == 0
+		switch {
+		case incoming:
+			hints = append(hints, fmt.Sprintf("the bundle neither replaces nor skips the channel head %q", heads[0]))
+		case len(hints) == 0:
+			hints = append(hints, fmt.Sprintf("the bundle does not replace or skip the channel head %q", heads[0]))
+		}
+	}
+	if len(hints) > 0 {
+		return newProblem(ErrGraphConflict, "channel %q: %v: %s", channel, err, strings.Join(hints, "; "))
+	}
+	return newProblem(ErrGraphConflict, "channel %q: %v", channel, err)
+}
+
+// cleanChannels trims names and drops empty and repeated ones.
+func cleanChannels(in []string) []string {
+	var out []string
+	for _, c := range in {
+		if c = strings.TrimSpace(c); c != "" && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// pkgVersion is a bundle's version as opm's model holds it: the
+// olm.package version and optional release.
+type pkgVersion struct {
+	version semver.Version
+	release string
+}
+
+// String is opm's Bundle.VersionString: the version, then "-release".
+func (v pkgVersion) String() string {
+	if v.release == "" {
+		return v.version.String()
+	}
+	return v.version.String() + "-" + v.release
+}
+
+// compare orders by version, then a release after none, then by release.
+func (v pkgVersion) compare(o pkgVersion) int {
+	if c := v.version.Compare(o.version); c != 0 {
+		return c
+	}
+	switch {
+	case v.release == o.release:
+		return 0
+	case v.release == "":
+		return -1
+	case o.release == "":
+		return 1
+	}
+	a, _ := semver.Parse("0.0.0-" + v.release)
+	b, _ := semver.Parse("0.0.0-" + o.release)
+	return a.Compare(b)
+}
+
+func parseVersion(p fbc.PackageProperty) (pkgVersion, error) {
+	v, err := semver.Parse(p.Version)
+	if err != nil {
+		return pkgVersion{}, fmt.Errorf("error parsing bundle version %q: %v", p.Version, err)
+	}
+	if p.Release != "" {
+		if _, err := semver.Parse("0.0.0-" + p.Release); err != nil {
+			return pkgVersion{}, fmt.Errorf("error parsing bundle release version %q: %v", p.Release, err)
+		}
+	}
+	return pkgVersion{version: v, release: p.Release}, nil
+}
+
+func bundleVersion(b fbc.Bundle) (pkgVersion, error) {
+	for _, prop := range b.Properties {
+		if prop.Type != typePackage {
+			continue
+		}
+		var v fbc.PackageProperty
+		if err := json.Unmarshal(prop.Value, &v); err != nil {
+			return pkgVersion{}, err
+		}
+		return parseVersion(v)
+	}
+	return pkgVersion{}, errors.New("no olm.package property")
+}
