@@ -25,6 +25,15 @@ const ConfigsDir = "/configs"
 // whited out so no cache built for other content survives.
 const CacheDir = "/tmp/cache"
 
+// ServeCommand is the built image's command. opm enforces cache integrity
+// by default whenever --cache-dir is set, and then exits when the cache is
+// missing; the cache is whited out (a stale one would fail the same check
+// after any configs change), so integrity enforcement is turned off and opm
+// builds the cache when the pod starts.
+func ServeCommand() []string {
+	return []string{"serve", ConfigsDir, "--cache-dir=" + CacheDir, "--cache-enforce-integrity=false"}
+}
+
 // BuildOptions tunes Build.
 type BuildOptions struct {
 	// KeepCatalogLayers keeps the base's top layers that hold only catalog
@@ -65,7 +74,7 @@ func Build(base v1.Image, configs fs.FS, opts BuildOptions) (v1.Image, error) {
 	// A base that was a SQLite index must not also claim to be one.
 	delete(cf.Config.Labels, LabelDatabase)
 	cf.Config.Entrypoint = []string{"/bin/opm"}
-	cf.Config.Cmd = []string{"serve", ConfigsDir, "--cache-dir=" + CacheDir}
+	cf.Config.Cmd = ServeCommand()
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, fmt.Errorf("set catalog config: %w", err)

@@ -10,5 +10,6 @@
 //
 // Building puts a /configs layer on a base image: opaque whiteouts hide the
 // base's old configs and any pre-built cache, so the pod never fails with
-// "cache requires rebuild", and the entrypoint is opm serving /configs.
+// "cache requires rebuild", and the entrypoint is opm serving /configs with
+// cache integrity enforcement off, so opm builds a fresh cache at start.
 package catalogimage

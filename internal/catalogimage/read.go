@@ -137,7 +137,9 @@ const (
 type extractor struct {
 	target string
 	single bool // target is a file (SQLite), not a directory
-	all    bool // keep every file (tests flatten whole images)
+	// roots, when set, replaces target: keep every file under these
+	// directories with its full path ("" keeps everything).
+	roots  []string
 	limits Limits
 	files  fstest.MapFS
 	hidden map[string]bool // deleted paths (and, with "/" suffix, opaque dirs)
@@ -155,8 +157,13 @@ func (x *extractor) isHidden(name string) bool {
 
 // relevant returns the path of name relative to the target, or false.
 func (x *extractor) relevant(name string) (string, bool) {
-	if x.all {
-		return name, true
+	if x.roots != nil {
+		for _, r := range x.roots {
+			if r == "" || name == r || strings.HasPrefix(name, r+"/") {
+				return name, true
+			}
+		}
+		return "", false
 	}
 	if x.single {
 		if name == x.target {
@@ -258,4 +265,26 @@ func (x *extractor) underCatalog(name string) bool {
 		}
 	}
 	return false
+}
+
+// ReadDirs returns the files under the given in-image directories (full
+// paths, without the leading "/"), with whiteouts applied and the same
+// safety limits as Read. Bundle images are read this way: manifests/ and
+// metadata/.
+func ReadDirs(img v1.Image, limits Limits, dirs ...string) (fs.FS, error) {
+	roots := make([]string, 0, len(dirs))
+	for _, d := range dirs {
+		roots = append(roots, cleanAbs(d))
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("list layers: %w", err)
+	}
+	x := &extractor{roots: roots, limits: limits, files: fstest.MapFS{}, hidden: map[string]bool{}}
+	for i := len(layers) - 1; i >= 0; i-- {
+		if _, err := x.layer(i, layers[i]); err != nil {
+			return nil, err
+		}
+	}
+	return x.files, nil
 }
