@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make demo: what Ferry reads from a config repo, on the repository's own
-# examples, then what it says about a broken one. Needs nothing outside the
-# repository.
+# make demo: what Ferry reads from a config repo (the repository's own
+# examples), what it says about a broken one, then the catalog engine on the
+# real community-operators v4.20 catalog served by an embedded registry
+# (hack/demo). Needs nothing outside the repository.
 set -uo pipefail
 ferry=${1:-bin/ferry}
 cd "$(dirname "$0")/.."
@@ -20,3 +21,6 @@ step "ferry validate -o yaml examples   (the effective objects, defaults applied
 step "ferry validate spec/testdata/load/invalid-range   (bad input: every problem, file:line, exit 2)"
 "$ferry" validate spec/testdata/load/invalid-range
 echo "exit code: $?"
+
+# The catalog engine on a real catalog, against an embedded registry.
+go run ./hack/demo "$ferry"

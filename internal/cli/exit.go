@@ -27,6 +27,11 @@ func ExitCode(err error, w io.Writer) int {
 	if errors.As(err, &exit) {
 		return exit.code
 	}
+	var fail *failure
+	if errors.As(err, &fail) {
+		fmt.Fprintf(w, "error: %v\n", fail.err)
+		return fail.code
+	}
 	var invalid *spec.InvalidError
 	if errors.As(err, &invalid) {
 		// The command already printed every problem.
@@ -52,3 +57,12 @@ type usageError struct{ err error }
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
+
+// failure is an error with a command-specific exit code (diff's 3).
+type failure struct {
+	err  error
+	code int
+}
+
+func (e *failure) Error() string { return e.err.Error() }
+func (e *failure) Unwrap() error { return e.err }

@@ -1,0 +1,231 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-gitops/ferry/internal/catalogimage"
+	"github.com/ferry-gitops/ferry/internal/registry"
+	"github.com/ferry-gitops/ferry/reconcile"
+	"github.com/ferry-gitops/ferry/spec"
+)
+
+// planFlags are the flags of every command that computes a plan.
+type planFlags struct {
+	RenderDir        string
+	RegistryConfig   string
+	InsecureRegistry []string
+}
+
+func (f *planFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.RenderDir, "render-dir", spec.DefaultRenderDir, "directory (relative to DIR) holding rendered output, never read as spec")
+	cmd.Flags().StringVarP(&f.RegistryConfig, "registry-config", "a", "", "registry credentials: a docker config.json or podman auth.json (default: $REGISTRY_AUTH_FILE, then the docker and podman defaults)")
+	cmd.Flags().StringSliceVar(&f.InsecureRegistry, "insecure-registry", nil, "registry host[:port] reached over plain HTTP or without TLS verification (repeatable); adds to the Mirror's insecureRegistries")
+}
+
+// computePlan loads the spec in dir and computes the plan against the
+// previous render in dir's render directory.
+func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer) (*spec.Config, *reconcile.Plan, *reconcile.Result, error) {
+	cfg, err := spec.Load(os.DirFS(dir), spec.LoadOptions{Exclude: []string{f.RenderDir}})
+	if err != nil {
+		var invalid *spec.InvalidError
+		if errors.As(err, &invalid) {
+			for _, p := range invalid.Problems {
+				p.File = displayPath(dir, p.File)
+				fmt.Fprintln(errOut, p.String())
+			}
+		}
+		return nil, nil, nil, err
+	}
+	for _, w := range cfg.Warnings {
+		w.File = displayPath(dir, w.File)
+		fmt.Fprintln(errOut, w.String())
+	}
+	insecure := append([]string(nil), f.InsecureRegistry...)
+	if cfg.Mirror != nil {
+		insecure = append(insecure, cfg.Mirror.Spec.InsecureRegistries...)
+	}
+	reg, err := registry.New(registry.Options{AuthFile: f.RegistryConfig, Insecure: insecure})
+	if err != nil {
+		return nil, nil, nil, &usageError{err}
+	}
+	obs := &reconcile.Observer{Registry: reg, SpecDir: dir, Limits: catalogimage.DefaultLimits()}
+	var previous fs.FS
+	if fi, err := os.Stat(filepath.Join(dir, f.RenderDir)); err == nil && fi.IsDir() {
+		previous = os.DirFS(filepath.Join(dir, f.RenderDir))
+	}
+	plan, res, err := obs.Compute(ctx, cfg, previous)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, plan, res, nil
+}
+
+func writePlan(w io.Writer, plan *reconcile.Plan, format outputFormat) error {
+	switch format {
+	case outputJSON, outputYAML:
+		b, err := json.MarshalIndent(plan, "", "  ")
+		if err != nil {
+			return err
+		}
+		if format == outputYAML {
+			if b, err = yaml.JSONToYAML(b); err != nil {
+				return err
+			}
+		}
+		_, err = fmt.Fprintf(w, "%s\n", strings.TrimRight(string(b), "\n"))
+		return err
+	}
+	return plan.WriteText(w)
+}
+
+func newDiffCmd() *cobra.Command {
+	var f planFlags
+	output := outputText
+	cmd := &cobra.Command{
+		Use:   "diff [DIR]",
+		Short: "Show what a reconcile would change; exit 0 no changes, 1 changes pending, >1 error",
+		Long: `Computes the plan against the previous render (DIR's render directory) and prints
+it in catalog terms: packages, channels and heads, bundles added and removed,
+files that would change. Exit codes follow kubectl diff: 0 nothing to do,
+1 changes pending, 2 invalid input, 3 failure.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := dirArg(args)
+			if err != nil {
+				return err
+			}
+			_, plan, _, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			if err != nil {
+				return diffFailure(err)
+			}
+			if err := writePlan(cmd.OutOrStdout(), plan, output); err != nil {
+				return diffFailure(err)
+			}
+			if plan.HasChanges() {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().VarP(&output, "output", "o", "output format: text, json or yaml")
+	return cmd
+}
+
+// diffFailure keeps diff's exit codes above 1 for errors: 2 for invalid
+// input, 3 for anything else.
+func diffFailure(err error) error {
+	var invalid *spec.InvalidError
+	var usage *usageError
+	if errors.As(err, &invalid) || errors.As(err, &usage) {
+		return err
+	}
+	return &failure{err: err, code: 3}
+}
+
+func newReconcileCmd() *cobra.Command {
+	var f planFlags
+	var dryRun bool
+	output := outputText
+	cmd := &cobra.Command{
+		Use:   "reconcile [DIR]",
+		Short: "Converge catalogs, mirror and cluster on the spec (--dry-run: print the plan only)",
+		Long: `Computes the plan — source catalogs read, filtered, extended with extra
+bundles, built into catalog images — and compares it with the previous render.
+With --dry-run it prints the plan and changes nothing anywhere.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := dirArg(args)
+			if err != nil {
+				return err
+			}
+			if !dryRun {
+				// Applying needs the mirror engine first: a CatalogSource must
+				// never point at a catalog whose images are not all mirrored.
+				return &usageError{errors.New("only --dry-run is available: applying the plan needs mirroring, which is not built yet")}
+			}
+			_, plan, _, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return writePlan(cmd.OutOrStdout(), plan, output)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan; change nothing anywhere")
+	cmd.Flags().VarP(&output, "output", "o", "output format: text, json or yaml")
+	return cmd
+}
+
+func newRenderCmd() *cobra.Command {
+	var f planFlags
+	var out string
+	cmd := &cobra.Command{
+		Use:   "render [DIR] -o OUTDIR",
+		Short: "Write every output that can be computed (filtered FBC, CatalogSources) to OUTDIR",
+		Long: `Reads the spec in DIR and the source registries, renders each Catalog
+(filtered FBC, one directory per package, and a CatalogSource pinned to the
+digest the built catalog image will have) and writes the files to OUTDIR.
+It writes nowhere else: no registry, no cluster, no git.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := dirArg(args)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				return &usageError{errors.New("-o OUTDIR is required")}
+			}
+			_, plan, res, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if err := writeFiles(out, res.Files); err != nil {
+				return err
+			}
+			if err := plan.WriteText(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d file(s) to %s.\n", len(res.Files), out)
+			return err
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVarP(&out, "output-dir", "o", "", "directory to write the rendered files to")
+	return cmd
+}
+
+// writeFiles writes the render into dir, replacing what Ferry owns there
+// (catalogs/) so files of removed packages do not linger.
+func writeFiles(dir string, files map[string][]byte) error {
+	if err := os.RemoveAll(filepath.Join(dir, "catalogs")); err != nil {
+		return err
+	}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(full, files[p], 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

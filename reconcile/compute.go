@@ -1,0 +1,216 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"testing/fstest"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-gitops/ferry/internal/fbc"
+	"github.com/ferry-gitops/ferry/render"
+	"github.com/ferry-gitops/ferry/spec"
+)
+
+// Result is everything a plan would produce: the files of the render
+// directory and the catalog images to push.
+type Result struct {
+	// Files maps render-directory paths to contents.
+	Files map[string][]byte
+	// Images are the built catalog images, by catalog.
+	Images []BuiltImage
+	// Catalogs are the rendered catalogs, for reports and tests.
+	Catalogs []*render.Catalog
+}
+
+// BuiltImage is a catalog image that exists only in memory until pushed.
+type BuiltImage struct {
+	Catalog string
+	Target  string // repository[:tag] from the spec
+	Pinned  string // repository@sha256:...
+	Image   remote.Taggable
+}
+
+// Compute observes sources, renders every Catalog, builds the catalog
+// images in memory and compares the result with the previous render
+// (previous may be nil). Nothing is written anywhere.
+func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS) (*Plan, *Result, error) {
+	res := &Result{Files: map[string][]byte{}}
+	plan := &Plan{}
+	var errs []error
+	for _, c := range cfg.Catalogs {
+		change, err := o.computeCatalog(ctx, c, previous, res)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		plan.Catalogs = append(plan.Catalogs, change)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	plan.Catalogs = append(plan.Catalogs, deletedCatalogs(ctx, cfg, previous)...)
+	plan.Files = diffFiles(previous, res.Files)
+	return plan, res, nil
+}
+
+func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous fs.FS, res *Result) (CatalogChange, error) {
+	name := c.Metadata.Name
+	src, err := o.ReadSource(ctx, c)
+	if err != nil {
+		return CatalogChange{}, err
+	}
+	add, err := o.bundleAdder(ctx, c)
+	if err != nil {
+		return CatalogChange{}, err
+	}
+	rc, err := render.RenderCatalog(c, src.Config, add)
+	if err != nil {
+		return CatalogChange{}, err
+	}
+	configs, err := rc.ConfigFiles(ctx)
+	if err != nil {
+		return CatalogChange{}, fmt.Errorf("catalog %s: %w", name, err)
+	}
+	idx, base, err := o.Base(ctx, c, src)
+	if err != nil {
+		return CatalogChange{}, err
+	}
+	mfs := fstest.MapFS{}
+	for p, data := range configs {
+		mfs[p] = &fstest.MapFile{Data: data, Mode: 0o644}
+		res.Files[path.Join(render.ConfigsDir(name), p)] = data
+	}
+	digest, img, err := BuildImage(idx, base, mfs)
+	if err != nil {
+		return CatalogChange{}, fmt.Errorf("catalog %s: build image: %w", name, err)
+	}
+	pinned, err := pin(c.Spec.Target, digest.String())
+	if err != nil {
+		return CatalogChange{}, fmt.Errorf("catalog %s: target: %w", name, err)
+	}
+	cs, err := render.CatalogSource(c, pinned)
+	if err != nil {
+		return CatalogChange{}, err
+	}
+	res.Files[render.CatalogSourceFile(name)] = cs
+	res.Images = append(res.Images, BuiltImage{Catalog: name, Target: c.Spec.Target, Pinned: pinned, Image: img})
+	res.Catalogs = append(res.Catalogs, rc)
+	prev, prevImage := previousCatalog(ctx, previous, name)
+	return DiffCatalog(name, prev, rc.Config, prevImage, pinned), nil
+}
+
+// pin turns a target repository[:tag] into repository@digest.
+func pin(target, digest string) (string, error) {
+	if target == "" {
+		return "", errors.New("no target: define a Mirror or set spec.target")
+	}
+	repo, err := name.NewRepository(strings.Split(target, "@")[0], name.WeakValidation)
+	if err == nil {
+		return repo.Digest(digest).String(), nil
+	}
+	tag, terr := name.NewTag(target, name.StrictValidation)
+	if terr != nil {
+		return "", err
+	}
+	return tag.Context().Digest(digest).String(), nil
+}
+
+// previousCatalog loads a catalog's last render: its FBC and the image its
+// CatalogSource pointed at.
+func previousCatalog(ctx context.Context, previous fs.FS, catalog string) (*fbc.DeclarativeConfig, string) {
+	if previous == nil {
+		return nil, ""
+	}
+	sub, err := fs.Sub(previous, render.ConfigsDir(catalog))
+	if err != nil {
+		return nil, ""
+	}
+	if _, err := fs.Stat(sub, "."); err != nil {
+		return nil, ""
+	}
+	cfg, err := fbc.LoadFS(ctx, sub)
+	if err != nil {
+		return nil, ""
+	}
+	var cs struct {
+		Spec struct {
+			Image string `json:"image"`
+		} `json:"spec"`
+	}
+	if b, err := fs.ReadFile(previous, render.CatalogSourceFile(catalog)); err == nil {
+		_ = yaml.Unmarshal(b, &cs)
+	}
+	return cfg, cs.Spec.Image
+}
+
+// deletedCatalogs lists catalogs rendered before that the spec no longer has.
+func deletedCatalogs(ctx context.Context, cfg *spec.Config, previous fs.FS) []CatalogChange {
+	if previous == nil {
+		return nil
+	}
+	entries, err := fs.ReadDir(previous, render.CatalogsDir)
+	if err != nil {
+		return nil
+	}
+	keep := map[string]bool{}
+	for _, c := range cfg.Catalogs {
+		keep[c.Metadata.Name] = true
+	}
+	var out []CatalogChange
+	for _, e := range entries {
+		if e.IsDir() && !keep[e.Name()] {
+			prev, img := previousCatalog(ctx, previous, e.Name())
+			out = append(out, DiffCatalog(e.Name(), prev, nil, img, ""))
+		}
+	}
+	return out
+}
+
+// diffFiles compares the new render with the previous one, over the
+// directories Ferry owns.
+func diffFiles(previous fs.FS, next map[string][]byte) []FileChange {
+	old := map[string][]byte{}
+	if previous != nil {
+		_ = fs.WalkDir(previous, render.CatalogsDir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if b, err := fs.ReadFile(previous, p); err == nil {
+					old[p] = b
+				}
+			}
+			return nil
+		})
+	}
+	paths := map[string]bool{}
+	for p := range old {
+		paths[p] = true
+	}
+	for p := range next {
+		paths[p] = true
+	}
+	var out []FileChange
+	for _, p := range sortedKeys(paths) {
+		b0, ok0 := old[p]
+		b1, ok1 := next[p]
+		a := Unchanged
+		switch {
+		case !ok0:
+			a = Create
+		case !ok1:
+			a = Delete
+		case !bytes.Equal(b0, b1):
+			a = Update
+		}
+		out = append(out, FileChange{Path: p, Action: a})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}

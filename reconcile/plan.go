@@ -1,0 +1,296 @@
+package reconcile
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/ferry-gitops/ferry/internal/fbc"
+)
+
+// Action is what a plan does to one thing.
+type Action string
+
+const (
+	Create    Action = "create"
+	Update    Action = "update"
+	Delete    Action = "delete"
+	Unchanged Action = "unchanged"
+)
+
+// Changes reports whether the action changes anything.
+func (a Action) Changes() bool { return a != Unchanged && a != "" }
+
+// Plan is what a reconcile would do, computed before anything is done: it
+// is printed by --dry-run and diff, and it is exactly what apply executes.
+type Plan struct {
+	Catalogs []CatalogChange `json:"catalogs"`
+	Files    []FileChange    `json:"files"`
+}
+
+// CatalogChange describes one catalog in catalog terms.
+type CatalogChange struct {
+	Name          string          `json:"name"`
+	Action        Action          `json:"action"`
+	Image         string          `json:"image,omitempty"`         // target pinned by digest
+	PreviousImage string          `json:"previousImage,omitempty"` // from the previous render
+	Packages      []PackageChange `json:"packages,omitempty"`
+}
+
+// PackageChange describes one package of a catalog.
+type PackageChange struct {
+	Name                   string          `json:"name"`
+	Action                 Action          `json:"action"`
+	DefaultChannel         string          `json:"defaultChannel,omitempty"`
+	PreviousDefaultChannel string          `json:"previousDefaultChannel,omitempty"`
+	Channels               []ChannelChange `json:"channels,omitempty"`
+	BundlesAdded           []string        `json:"bundlesAdded,omitempty"`
+	BundlesRemoved         []string        `json:"bundlesRemoved,omitempty"`
+	Bundles                int             `json:"bundles"`
+}
+
+// ChannelChange is a channel whose head or membership may have moved.
+type ChannelChange struct {
+	Name         string `json:"name"`
+	Action       Action `json:"action"`
+	Head         string `json:"head,omitempty"`
+	PreviousHead string `json:"previousHead,omitempty"`
+}
+
+// FileChange is one rendered file.
+type FileChange struct {
+	Path   string `json:"path"`
+	Action Action `json:"action"`
+}
+
+// HasChanges reports whether applying the plan would change anything.
+func (p *Plan) HasChanges() bool {
+	for _, c := range p.Catalogs {
+		if c.Action.Changes() {
+			return true
+		}
+	}
+	for _, f := range p.Files {
+		if f.Action.Changes() {
+			return true
+		}
+	}
+	return false
+}
+
+// DiffCatalog compares a catalog's previous render with the new one.
+// prev is nil when the catalog was never rendered.
+func DiffCatalog(name string, prev, next *fbc.DeclarativeConfig, prevImage, image string) CatalogChange {
+	c := CatalogChange{Name: name, Image: image, PreviousImage: prevImage}
+	before, after := summarize(prev), summarize(next)
+	names := map[string]bool{}
+	for n := range before {
+		names[n] = true
+	}
+	for n := range after {
+		names[n] = true
+	}
+	for _, n := range sortedKeys(names) {
+		c.Packages = append(c.Packages, diffPackage(n, before[n], after[n]))
+	}
+	switch {
+	case prev == nil && next != nil:
+		c.Action = Create
+	case next == nil:
+		c.Action = Delete
+	case image != prevImage:
+		c.Action = Update
+	default:
+		c.Action = Unchanged
+		for _, p := range c.Packages {
+			if p.Action.Changes() {
+				c.Action = Update
+			}
+		}
+	}
+	return c
+}
+
+type pkgSummary struct {
+	defaultChannel string
+	heads          map[string]string // channel -> head bundle
+	bundles        map[string]bool
+}
+
+func summarize(cfg *fbc.DeclarativeConfig) map[string]*pkgSummary {
+	out := map[string]*pkgSummary{}
+	if cfg == nil {
+		return out
+	}
+	get := func(n string) *pkgSummary {
+		if out[n] == nil {
+			out[n] = &pkgSummary{heads: map[string]string{}, bundles: map[string]bool{}}
+		}
+		return out[n]
+	}
+	for _, p := range cfg.Packages {
+		get(p.Name).defaultChannel = p.DefaultChannel
+	}
+	for _, ch := range cfg.Channels {
+		get(ch.Package).heads[ch.Name] = ChannelHead(ch)
+	}
+	for _, b := range cfg.Bundles {
+		get(b.Package).bundles[b.Name] = true
+	}
+	return out
+}
+
+// ChannelHead is the entry nothing in the channel replaces or skips.
+func ChannelHead(ch fbc.Channel) string {
+	incoming := map[string]bool{}
+	for _, e := range ch.Entries {
+		if e.Replaces != "" {
+			incoming[e.Replaces] = true
+		}
+		for _, s := range e.Skips {
+			incoming[s] = true
+		}
+	}
+	var heads []string
+	for _, e := range ch.Entries {
+		if !incoming[e.Name] {
+			heads = append(heads, e.Name)
+		}
+	}
+	sort.Strings(heads)
+	return strings.Join(heads, ",")
+}
+
+func diffPackage(name string, before, after *pkgSummary) PackageChange {
+	pc := PackageChange{Name: name}
+	switch {
+	case before == nil:
+		pc.Action = Create
+		before = &pkgSummary{}
+	case after == nil:
+		pc.Action = Delete
+		after = &pkgSummary{}
+	}
+	pc.DefaultChannel, pc.Bundles = after.defaultChannel, len(after.bundles)
+	if before.defaultChannel != after.defaultChannel {
+		pc.PreviousDefaultChannel = before.defaultChannel
+	}
+	for b := range after.bundles {
+		if !before.bundles[b] {
+			pc.BundlesAdded = append(pc.BundlesAdded, b)
+		}
+	}
+	for b := range before.bundles {
+		if !after.bundles[b] {
+			pc.BundlesRemoved = append(pc.BundlesRemoved, b)
+		}
+	}
+	sort.Strings(pc.BundlesAdded)
+	sort.Strings(pc.BundlesRemoved)
+	channels := map[string]bool{}
+	for c := range before.heads {
+		channels[c] = true
+	}
+	for c := range after.heads {
+		channels[c] = true
+	}
+	changed := false
+	for _, c := range sortedKeys(channels) {
+		h0, ok0 := before.heads[c]
+		h1, ok1 := after.heads[c]
+		cc := ChannelChange{Name: c, Head: h1}
+		switch {
+		case !ok0:
+			cc.Action = Create
+		case !ok1:
+			cc.Action, cc.Head, cc.PreviousHead = Delete, "", h0
+		case h0 != h1:
+			cc.Action, cc.PreviousHead = Update, h0
+		default:
+			cc.Action = Unchanged
+		}
+		changed = changed || cc.Action.Changes()
+		pc.Channels = append(pc.Channels, cc)
+	}
+	if pc.Action == "" {
+		pc.Action = Unchanged
+		if changed || len(pc.BundlesAdded)+len(pc.BundlesRemoved) > 0 || pc.PreviousDefaultChannel != "" {
+			pc.Action = Update
+		}
+	}
+	return pc
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// WriteText prints the plan for people: what moves in each catalog, the
+// files that change, and a summary line.
+func (p *Plan) WriteText(w io.Writer) error {
+	var b bytes.Buffer
+	var added, removed, catalogsChanged int
+	for _, c := range p.Catalogs {
+		fmt.Fprintf(&b, "Catalog/%s: %s\n", c.Name, c.Action)
+		if c.Image != "" {
+			fmt.Fprintf(&b, "  image %s\n", c.Image)
+		}
+		if c.PreviousImage != "" && c.PreviousImage != c.Image {
+			fmt.Fprintf(&b, "    was %s\n", c.PreviousImage)
+		}
+		if c.Action.Changes() {
+			catalogsChanged++
+		}
+		for _, pc := range c.Packages {
+			added += len(pc.BundlesAdded)
+			removed += len(pc.BundlesRemoved)
+			line := fmt.Sprintf("  package %s: %s", pc.Name, pc.Action)
+			if pc.Action != Delete {
+				line += fmt.Sprintf(" (%d bundles, default channel %s", pc.Bundles, pc.DefaultChannel)
+				if pc.PreviousDefaultChannel != "" {
+					line += fmt.Sprintf(", was %s", pc.PreviousDefaultChannel)
+				}
+				line += ")"
+			}
+			fmt.Fprintln(&b, line)
+			for _, ch := range pc.Channels {
+				switch ch.Action {
+				case Unchanged, Create:
+					fmt.Fprintf(&b, "    channel %-20s head %s", ch.Name, ch.Head)
+					if ch.Action == Create && pc.Action != Create {
+						b.WriteString(" (new channel)")
+					}
+					b.WriteString("\n")
+				case Update:
+					fmt.Fprintf(&b, "    channel %-20s head %s -> %s\n", ch.Name, ch.PreviousHead, ch.Head)
+				case Delete:
+					fmt.Fprintf(&b, "    channel %-20s removed (head was %s)\n", ch.Name, ch.PreviousHead)
+				}
+			}
+			for _, n := range pc.BundlesAdded {
+				fmt.Fprintf(&b, "    + %s\n", n)
+			}
+			for _, n := range pc.BundlesRemoved {
+				fmt.Fprintf(&b, "    - %s\n", n)
+			}
+		}
+	}
+	files := 0
+	for _, f := range p.Files {
+		if f.Action.Changes() {
+			files++
+			fmt.Fprintf(&b, "file %s: %s\n", f.Path, f.Action)
+		}
+	}
+	fmt.Fprintf(&b, "Plan: %d of %d catalog(s) to change, %d bundle(s) added, %d removed, %d file(s) to write.\n",
+		catalogsChanged, len(p.Catalogs), added, removed, files)
+	_, err := w.Write(b.Bytes())
+	return err
+}
