@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-gitops/ferry/internal/catalogimage"
@@ -443,4 +444,73 @@ func repositories(t *testing.T, host string) []string {
 	}
 	sort.Strings(tags)
 	return tags
+}
+
+// TestMultiArchCatalog reads the platform variant a Catalog names from a
+// multi-arch catalog image and builds one catalog image per platform of
+// the base, joined in an index that the CatalogSource pins.
+func TestMultiArchCatalog(t *testing.T) {
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	root := testenv.RepoRoot(t)
+	opts := world.DefaultOptions(reg.Host)
+	opts.CatalogRepository = "redhat/multi-index"
+	opts.CatalogTag = "v1"
+	opts.CatalogPlatforms = nil // the default is linux/amd64 alone
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		pl, err := v1.ParsePlatform(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.CatalogPlatforms = append(opts.CatalogPlatforms, *pl)
+	}
+	w, err := world.Build(t.Context(), os.DirFS(filepath.Join(root, "testdata/fbc/small/community-operators-prod/v4.20")), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specDir := t.TempDir()
+	writeSpec(t, specDir, fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: Catalog
+metadata:
+  name: multi
+spec:
+  source: %s
+  platform: linux/arm64
+  target: %s/olm/multi:v1
+  packages:
+    - name: kubevirt-wol
+`, w.CatalogTag, reg.Host))
+	cfg, err := spec.Load(os.DirFS(specDir), spec.DefaultLoadOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := registry.New(registry.Options{})
+	obs := &reconcile.Observer{Registry: rc, SpecDir: specDir, Limits: catalogimage.DefaultLimits()}
+	_, res, err := obs.Compute(t.Context(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, ok := res.Images[0].Image.(v1.ImageIndex)
+	if !ok {
+		t.Fatalf("built %T, want an index for a multi-arch base", res.Images[0].Image)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var platforms []string
+	for _, d := range im.Manifests {
+		platforms = append(platforms, d.Platform.String())
+		img, _ := idx.Image(d.Digest)
+		if _, err := catalogimage.Read(img, catalogimage.DefaultLimits()); err != nil {
+			t.Errorf("%s: %v", d.Platform, err)
+		}
+	}
+	sort.Strings(platforms)
+	if diff := cmp.Diff([]string{"linux/amd64", "linux/arm64"}, platforms); diff != "" {
+		t.Errorf("platforms (-want +got):\n%s", diff)
+	}
+	d, _ := idx.Digest()
+	if !strings.HasSuffix(res.Images[0].Pinned, "@"+d.String()) {
+		t.Errorf("pinned %s, want the index digest %s", res.Images[0].Pinned, d)
+	}
 }
