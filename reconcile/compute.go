@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-gitops/ferry/internal/fbc"
 	"github.com/ferry-gitops/ferry/render"
+	"github.com/ferry-gitops/ferry/render/mirror"
 	"github.com/ferry-gitops/ferry/spec"
 )
 
@@ -29,6 +30,8 @@ type Result struct {
 	Images []BuiltImage
 	// Catalogs are the rendered catalogs, for reports and tests.
 	Catalogs []*render.Catalog
+	// Mirror is the image set, nil without a Mirror.
+	Mirror *mirror.Set
 }
 
 // BuiltImage is a catalog image that exists only in memory until pushed.
@@ -36,6 +39,7 @@ type BuiltImage struct {
 	Catalog string
 	Target  string // repository[:tag] from the spec
 	Pinned  string // repository@sha256:...
+	Digest  string
 	Image   remote.Taggable
 }
 
@@ -46,8 +50,9 @@ func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS
 	res := &Result{Files: map[string][]byte{}}
 	plan := &Plan{}
 	var errs []error
+	sources := map[string]*Source{}
 	for _, c := range cfg.Catalogs {
-		change, err := o.computeCatalog(ctx, c, previous, res)
+		change, err := o.computeCatalog(ctx, c, previous, res, sources)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -58,16 +63,32 @@ func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS
 		return nil, nil, err
 	}
 	plan.Catalogs = append(plan.Catalogs, deletedCatalogs(ctx, cfg, previous)...)
+	set, err := o.mirrorSet(ctx, cfg, res, sources)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mirror: %w", err)
+	}
+	if set != nil {
+		files, err := set.Files(mirror.DefaultOptions())
+		if err != nil {
+			return nil, nil, fmt.Errorf("mirror: %w", err)
+		}
+		for p, b := range files {
+			res.Files[p] = b
+		}
+		res.Mirror = set
+		plan.Images = len(set.Images)
+	}
 	plan.Files = diffFiles(previous, res.Files)
 	return plan, res, nil
 }
 
-func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous fs.FS, res *Result) (CatalogChange, error) {
+func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous fs.FS, res *Result, sources map[string]*Source) (CatalogChange, error) {
 	name := c.Metadata.Name
 	src, err := o.ReadSource(ctx, c)
 	if err != nil {
 		return CatalogChange{}, err
 	}
+	sources[name] = src
 	add, err := o.bundleAdder(ctx, c)
 	if err != nil {
 		return CatalogChange{}, err
@@ -102,7 +123,7 @@ func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous
 		return CatalogChange{}, err
 	}
 	res.Files[render.CatalogSourceFile(name)] = cs
-	res.Images = append(res.Images, BuiltImage{Catalog: name, Target: c.Spec.Target, Pinned: pinned, Image: img})
+	res.Images = append(res.Images, BuiltImage{Catalog: name, Target: c.Spec.Target, Pinned: pinned, Digest: digest.String(), Image: img})
 	res.Catalogs = append(res.Catalogs, rc)
 	prev, prevImage := previousCatalog(ctx, previous, name)
 	return DiffCatalog(name, prev, rc.Config, prevImage, pinned), nil
@@ -180,14 +201,16 @@ func deletedCatalogs(ctx context.Context, cfg *spec.Config, previous fs.FS) []Ca
 func diffFiles(previous fs.FS, next map[string][]byte) []FileChange {
 	old := map[string][]byte{}
 	if previous != nil {
-		_ = fs.WalkDir(previous, render.CatalogsDir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				if b, err := fs.ReadFile(previous, p); err == nil {
-					old[p] = b
+		for _, root := range []string{render.CatalogsDir, path.Dir(mirror.MappingFile), mirror.LockFile} {
+			_ = fs.WalkDir(previous, root, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					if b, err := fs.ReadFile(previous, p); err == nil {
+						old[p] = b
+					}
 				}
-			}
-			return nil
-		})
+				return nil
+			})
+		}
 	}
 	paths := map[string]bool{}
 	for p := range old {

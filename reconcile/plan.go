@@ -27,7 +27,9 @@ func (a Action) Changes() bool { return a != Unchanged && a != "" }
 // is printed by --dry-run and diff, and it is exactly what apply executes.
 type Plan struct {
 	Catalogs []CatalogChange `json:"catalogs"`
-	Files    []FileChange    `json:"files"`
+	// Images is the size of the mirror's image set (0 without a Mirror).
+	Images int          `json:"images"`
+	Files  []FileChange `json:"files"`
 }
 
 // CatalogChange describes one catalog in catalog terms.
@@ -288,6 +290,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 			files++
 			fmt.Fprintf(&b, "file %s: %s\n", f.Path, f.Action)
 		}
+	}
+	if p.Images > 0 {
+		fmt.Fprintf(&b, "Mirror: %d image(s) in the image set (mirror/mapping.txt).\n", p.Images)
 	}
 	fmt.Fprintf(&b, "Plan: %d of %d catalog(s) to change, %d bundle(s) added, %d removed, %d file(s) to write.\n",
 		catalogsChanged, len(p.Catalogs), added, removed, files)

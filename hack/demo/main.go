@@ -75,14 +75,22 @@ func run(ferry string) error {
 	if err := os.MkdirAll(repo, 0o755); err != nil {
 		return err
 	}
-	spec := fmt.Sprintf(`# Three packages out of %d, three ways of selecting.
+	spec := fmt.Sprintf(`# The mirror inside the disconnected network (here: the same embedded
+# registry, under mirror/). The catalog is built into it by default.
+apiVersion: ferry.dev/v1alpha1
+kind: Mirror
+metadata:
+  name: lab
+spec:
+  registry: %[3]s/mirror
+---
+# Three packages out of %[1]d, three ways of selecting.
 apiVersion: ferry.dev/v1alpha1
 kind: Catalog
 metadata:
   name: community-operators
 spec:
-  source: %s
-  target: %s/olm/community-operators:v4.20
+  source: %[2]s
   packages:
     - name: koku-metrics-operator     # every 4.x bundle the graph connects
       minVersion: 4.0.0
@@ -106,7 +114,7 @@ spec:
 	}{
 		{"ferry validate", []string{"validate", repo}},
 		{"ferry diff   (nothing rendered yet: exit 1, changes pending)", []string{"diff", repo}},
-		{"ferry render -o rendered   (filtered FBC + CatalogSource pinned to the built image's digest)", []string{"render", repo, "-o", filepath.Join(repo, "rendered")}},
+		{"ferry render -o rendered   (filtered FBC, CatalogSource pinned to the built image's digest, mapping.txt, mirror sets, lock)", []string{"render", repo, "-o", filepath.Join(repo, "rendered")}},
 		{"ferry diff   (right after rendering: exit 0, nothing to do)", []string{"diff", repo}},
 	} {
 		if err := ferryStep(ferry, c.title, c.args...); err != nil {
@@ -124,6 +132,12 @@ spec:
 	})
 	cs, _ := os.ReadFile(filepath.Join(repo, "rendered/catalogs/community-operators/catalogsource.yaml"))
 	fmt.Printf("\nrendered/catalogs/community-operators/catalogsource.yaml:\n%s", cs)
+	mapping, _ := os.ReadFile(filepath.Join(repo, "rendered/mirror/mapping.txt"))
+	lines := strings.Split(strings.TrimSpace(string(mapping)), "\n")
+	fmt.Printf("\nrendered/mirror/mapping.txt (%d lines, oc image mirror -f compatible), first 3:\n", len(lines))
+	for _, l := range lines[:min(3, len(lines))] {
+		fmt.Println("  " + l)
+	}
 
 	widened := strings.Replace(spec, "      minVersion: 4.0.0\n", "      minVersion: 3.3.0\n", 1)
 	if err := os.WriteFile(filepath.Join(repo, "catalog.yaml"), []byte(widened), 0o644); err != nil {

@@ -208,10 +208,12 @@ It writes nowhere else: no registry, no cluster, no git.`,
 }
 
 // writeFiles writes the render into dir, replacing what Ferry owns there
-// (catalogs/) so files of removed packages do not linger.
+// (catalogs/, mirror/, the lock) so files of removed packages do not linger.
 func writeFiles(dir string, files map[string][]byte) error {
-	if err := os.RemoveAll(filepath.Join(dir, "catalogs")); err != nil {
-		return err
+	for _, owned := range []string{"catalogs", "mirror", "ferry.lock.yaml"} {
+		if err := os.RemoveAll(filepath.Join(dir, owned)); err != nil {
+			return err
+		}
 	}
 	paths := make([]string, 0, len(files))
 	for p := range files {

@@ -514,3 +514,84 @@ spec:
 		t.Errorf("pinned %s, want the index digest %s", res.Images[0].Pinned, d)
 	}
 }
+
+// TestMirrorManifestsOnly renders the mirror outputs of a catalog against a
+// real registry: every image the kept bundles need is in mapping.txt under
+// the Mirror, the catalog defaults its target into the Mirror, and the lock
+// records the digests.
+func TestMirrorManifestsOnly(t *testing.T) {
+	reg, w := communityWorld(t, "kubevirt-wol", "nfs-provisioner-operator")
+	specDir, out := t.TempDir(), t.TempDir()
+	writeSpec(t, specDir, fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: Mirror
+metadata:
+  name: lab
+spec:
+  registry: %s/mirror
+---
+apiVersion: ferry.dev/v1alpha1
+kind: Catalog
+metadata:
+  name: community
+spec:
+  source: %s
+  packages:
+    - name: nfs-provisioner-operator
+`, reg.Host, w.CatalogTag))
+	stdout, stderr, code := ferry(t, "render", specDir, "-o", out)
+	if code != 0 {
+		t.Fatalf("render: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	mapping, err := os.ReadFile(filepath.Join(out, "mirror/mapping.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered, err := fbc.LoadFS(t.Context(), os.DirFS(filepath.Join(out, "catalogs/community/configs")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, b := range rendered.Bundles {
+		want[b.Image] = true
+		for _, ri := range b.RelatedImages {
+			want[ri.Image] = true
+		}
+	}
+	got := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(mapping)), "\n") {
+		src, dst, ok := strings.Cut(line, "=")
+		if !ok || !strings.HasPrefix(dst, reg.Host+"/mirror/") {
+			t.Errorf("mapping line %q does not map into the mirror", line)
+		}
+		got[src] = true
+	}
+	// Tag references are mapped by the digest they resolved to: compare
+	// repositories.
+	repos := map[string]bool{}
+	for src := range got {
+		repos[repoOf(t, src)] = true
+	}
+	for img := range want {
+		if !repos[repoOf(t, img)] {
+			t.Errorf("image %s of a kept bundle is missing from mapping.txt", img)
+		}
+	}
+	cs, _ := os.ReadFile(filepath.Join(out, "catalogs/community/catalogsource.yaml"))
+	if !strings.Contains(string(cs), "image: "+reg.Host+"/mirror/") {
+		t.Errorf("the catalog's default target is not in the Mirror:\n%s", cs)
+	}
+	for _, f := range []string{"mirror/imagedigestmirrorset.yaml", "ferry.lock.yaml"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func repoOf(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatalf("%s: %v", ref, err)
+	}
+	return r.Context().Name()
+}
