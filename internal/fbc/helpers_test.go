@@ -162,7 +162,7 @@ func smallCatalogs(tb testing.TB) []string {
 // Meta's map round trip, then encoding/json into the blob types. It is the
 // oracle for the fast loader.
 func referenceLoad(fsys fs.FS) (*DeclarativeConfig, error) {
-	files, err := catalogFiles(fsys)
+	files, _, err := catalogFiles(fsys)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package fbc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,10 +36,13 @@ func LoadFS(ctx context.Context, fsys fs.FS) (*DeclarativeConfig, error) {
 	if fsys == nil {
 		return nil, errors.New("load catalog: no file system")
 	}
-	files, err := catalogFiles(fsys)
+	files, sizes, err := catalogFiles(fsys)
 	if err != nil {
 		return nil, fmt.Errorf("load catalog: %w", err)
 	}
+	// Parse the biggest files first so that no worker is left with a big
+	// one at the end; results still go to their place in walk order.
+	order := largestFirst(sizes)
 
 	results := make([]blobs, len(files))
 	errs := make([]error, len(files))
@@ -54,10 +59,11 @@ func LoadFS(ctx context.Context, fsys fs.FS) (*DeclarativeConfig, error) {
 			d.use(sc)
 			defer d.keep(sc)
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(files) || ctx.Err() != nil {
+				k := int(next.Add(1) - 1)
+				if k >= len(files) || ctx.Err() != nil {
 					return
 				}
+				i := order[k]
 				errs[i] = d.loadFile(fsys, files[i], sc, &results[i])
 			}
 		}()
@@ -102,9 +108,21 @@ func LoadReader(r io.Reader) (*DeclarativeConfig, error) {
 	return merge([]blobs{out}), nil
 }
 
-// catalogFiles lists the files LoadFS reads, in fs.WalkDir order.
-func catalogFiles(fsys fs.FS) (files []string, err error) {
+// largestFirst returns the indexes of sizes, biggest first.
+func largestFirst(sizes []int64) []int {
+	order := make([]int, len(sizes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
+	return order
+}
+
+// catalogFiles lists the files LoadFS reads, in fs.WalkDir order, with
+// their sizes (0 when unknown).
+func catalogFiles(fsys fs.FS) (files []string, sizes []int64, err error) {
 	var ignore ignoreMatcher
+	var all []int64
 	err = fs.WalkDir(fsys, ".", func(name string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -118,19 +136,25 @@ func catalogFiles(fsys fs.FS) (files []string, err error) {
 		switch strings.ToLower(path.Ext(name)) {
 		case ".json", ".yaml", ".yml":
 			files = append(files, name)
+			var size int64
+			if info, err := de.Info(); err == nil {
+				size = info.Size()
+			}
+			all = append(all, size)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	kept := files[:0]
-	for _, f := range files {
+	for i, f := range files {
 		if !ignore.ignored(f) {
 			kept = append(kept, f)
+			sizes = append(sizes, all[i])
 		}
 	}
-	return kept, nil
+	return kept, sizes, nil
 }
 
 // loadFile parses one file into out, streaming it through the scratch

@@ -99,7 +99,14 @@ func writeFiles(ctx context.Context, fw FileWriter, cfg *DeclarativeConfig, opts
 	}
 	// Each worker streams a package's blobs into its file one at a time, so
 	// memory holds the catalog plus one blob per worker, not whole files.
-	err = parallel(ctx, len(groups), func(enc *blobEncoder, i int) error {
+	// The biggest packages go first so that no worker ends with one alone.
+	sizes := make([]int64, len(groups))
+	for i, g := range groups {
+		sizes[i] = g.size()
+	}
+	order := largestFirst(sizes)
+	err = parallel(ctx, len(groups), func(enc *blobEncoder, k int) error {
+		i := order[k]
 		err := fw.WriteFile(names[i], func(w io.Writer) error {
 			return enc.group(groups[i], format, w)
 		})
@@ -259,6 +266,29 @@ func (m *MapWriter) WriteFile(name string, write func(io.Writer) error) error {
 	}
 	m.Files[name] = buf.Bytes()
 	return nil
+}
+
+// size estimates the group's encoded size from its raw values.
+func (g *pkgGroup) size() int64 {
+	var n int64
+	for _, b := range g.bundles {
+		n += 256
+		for _, p := range b.Properties {
+			n += int64(len(p.Value))
+		}
+	}
+	for _, p := range g.packages {
+		if p.Icon != nil {
+			n += int64(len(p.Icon.Data))
+		}
+	}
+	for _, c := range g.channels {
+		n += 64 * int64(len(c.Entries))
+	}
+	for _, o := range g.others {
+		n += int64(len(o.Blob))
+	}
+	return n
 }
 
 // pkgGroup is one package's blobs in write order; name is "" for the
@@ -687,40 +717,8 @@ func (e *blobEncoder) rawValue(raw []byte) (int32, error) {
 		return -1, errFallback
 	}
 	p.skipSpace()
-	if p.pos != len(raw) || hasDuplicateKeys(t, v) {
+	if p.pos != len(raw) {
 		return -1, errFallback
 	}
-	return v, nil
-}
-
-// hasDuplicateKeys reports a map under n with a repeated key (yaml.v2 keeps
-// the last; the fast emitter would write both).
-func hasDuplicateKeys(t *tree, n int32) bool {
-	nd := &t.nodes[n]
-	if nd.kind != kindMap && nd.kind != kindSeq {
-		return false
-	}
-	for c := nd.first; c >= 0; c = t.nodes[c].next {
-		if nd.kind == kindMap && nd.n < 64 {
-			for o := nd.first; o != c; o = t.nodes[o].next {
-				if bytes.Equal(t.key(o), t.key(c)) {
-					return true
-				}
-			}
-		}
-		if hasDuplicateKeys(t, c) {
-			return true
-		}
-	}
-	if nd.kind == kindMap && nd.n >= 64 {
-		seen := make(map[string]bool, nd.n)
-		for c := nd.first; c >= 0; c = t.nodes[c].next {
-			k := string(t.key(c))
-			if seen[k] {
-				return true
-			}
-			seen[k] = true
-		}
-	}
-	return false
+	return v, nil // repeated keys are caught while emitting
 }

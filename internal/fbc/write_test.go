@@ -404,3 +404,51 @@ func TestWriteFastPathCoverage(t *testing.T) {
 		}
 	}
 }
+
+func ExampleWriteYAML() {
+	cfg, err := LoadReader(strings.NewReader(catYAML))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := WriteYAML(os.Stdout, cfg); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// ---
+	// defaultChannel: stable
+	// name: foo
+	// schema: olm.package
+	// ---
+	// entries:
+	// - name: foo.v1.0.0
+	// name: stable
+	// package: foo
+	// schema: olm.channel
+	// ---
+	// image: quay.io/foo/bundle:v1
+	// name: foo.v1.0.0
+	// package: foo
+	// properties:
+	// - type: olm.package
+	//   value:
+	//     packageName: foo
+	//     version: 1.0.0
+	// schema: olm.bundle
+}
+
+func ExampleWriteFS() {
+	cfg, err := LoadReader(strings.NewReader(catYAML))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var files MapWriter
+	if err := WriteFS(context.Background(), &files, cfg, WriteOptions{Format: FormatJSON}); err != nil {
+		fmt.Println(err)
+	}
+	for name := range files.Files {
+		fmt.Println(name)
+	}
+	// Output: foo/catalog.json
+}

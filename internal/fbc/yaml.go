@@ -2,6 +2,7 @@ package fbc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"time"
@@ -22,10 +23,20 @@ import (
 var errSlow = errors.New("fbc: document needs the reference YAML decoder")
 
 type yamlParser struct {
-	t   *tree
-	src []byte
-	pos int // start of the next unconsumed line
+	t     *tree
+	src   []byte
+	pos   int // start of the next unconsumed line
+	depth int // nesting of collections, bounded so recursion is too
+
+	// the last plainKeyEnd answer (isKey and mapKey ask twice)
+	keyAt    int // position + 1, so that the zero value matches nothing
+	keyColon int
+	keyOK    bool
 }
+
+// maxYAMLDepth bounds nesting on the fast path; deeper documents go to the
+// reference decoder, which has its own limit.
+const maxYAMLDepth = 1000
 
 // parseYAMLFast parses one YAML document (the bytes between "---" lines) into
 // t. It returns errSlow when the document is outside the fast subset; a root
@@ -61,6 +72,10 @@ func parseYAMLFast(t *tree, src []byte) (int32, error) {
 // non-characters).
 func fastBytes(src []byte) bool {
 	for i := 0; i < len(src); {
+		if i+8 <= len(src) && printable8(binary.LittleEndian.Uint64(src[i:])) {
+			i += 8
+			continue
+		}
 		c := src[i]
 		if c < utf8.RuneSelf {
 			if (c < 0x20 && c != '\n') || c == 0x7F {
@@ -154,24 +169,41 @@ func (y *yamlParser) isKey(p int) bool {
 	return ok
 }
 
-// plainKeyEnd finds the ':' that ends a plain key starting at p.
+// plainKeyEnd finds the ':' that ends a plain key starting at p: the first
+// ':' followed by a space or the end of the line, unless a comment (" #")
+// starts before it.
 func (y *yamlParser) plainKeyEnd(p int) (int, bool) {
-	s := y.src
-	for i := p; i < len(s); i++ {
-		switch s[i] {
-		case '\n':
-			return 0, false
-		case ':':
-			if i+1 == len(s) || s[i+1] == ' ' || s[i+1] == '\n' {
-				return i, true
-			}
-		case '#':
-			if i > p && s[i-1] == ' ' {
-				return 0, false
-			}
-		}
+	if y.keyAt == p+1 {
+		return y.keyColon, y.keyOK
 	}
-	return 0, false
+	colon, ok := y.findKeyEnd(p)
+	y.keyAt, y.keyColon, y.keyOK = p+1, colon, ok
+	return colon, ok
+}
+
+func (y *yamlParser) findKeyEnd(p int) (int, bool) {
+	line := y.src[p:y.lineEnd(p)]
+	for off := 0; ; {
+		j := bytes.IndexByte(line[off:], ':')
+		if j < 0 {
+			return 0, false
+		}
+		c := off + j
+		if h := bytes.Index(line[off:c], []byte(" #")); h >= 0 {
+			return 0, false
+		}
+		if c+1 == len(line) || line[c+1] == ' ' {
+			return p + c, true
+		}
+		off = c + 1
+	}
+}
+
+// isDocumentEnd reports a "..." document end marker (at the start of a
+// line, followed by a space or the end of the line).
+func isDocumentEnd(s []byte, p int) bool {
+	return (p == 0 || s[p-1] == '\n') && bytes.HasPrefix(s[p:], []byte("...")) &&
+		(p+3 == len(s) || s[p+3] == ' ' || s[p+3] == '\n')
 }
 
 // indicators that may not start a plain scalar (or that the fast path leaves
@@ -185,6 +217,10 @@ var plainStartSlow = func() (t [256]bool) {
 
 // blockMap parses a block mapping whose first key starts at p, in column col.
 func (y *yamlParser) blockMap(p, col int) (int32, error) {
+	if y.depth++; y.depth > maxYAMLDepth {
+		return -1, errSlow
+	}
+	defer func() { y.depth-- }()
 	t := y.t
 	m := t.add(kindMap)
 	for {
@@ -228,9 +264,15 @@ func (y *yamlParser) mapKey(p int) (span, int, error) {
 		if end >= len(s) || s[end] != ':' || end-p > 1000 {
 			return span{}, 0, errSlow
 		}
+		if end+1 < len(s) && s[end+1] != ' ' && s[end+1] != '\n' {
+			return span{}, 0, errSlow // in block context ':' must be followed by a space
+		}
 		return k, end + 1, nil
 	}
 	if plainStartSlow[s[p]] {
+		return span{}, 0, errSlow
+	}
+	if isDocumentEnd(s, p) {
 		return span{}, 0, errSlow
 	}
 	colon, ok := y.plainKeyEnd(p)
@@ -308,6 +350,10 @@ func (y *yamlParser) blockNode(ls, c, n int) (int32, error) {
 
 // blockSeq parses a block sequence whose first '-' is at p, in column col.
 func (y *yamlParser) blockSeq(p, col int) (int32, error) {
+	if y.depth++; y.depth > maxYAMLDepth {
+		return -1, errSlow
+	}
+	defer func() { y.depth-- }()
 	t := y.t
 	sq := t.add(kindSeq)
 	for {
@@ -387,26 +433,28 @@ func (y *yamlParser) endOfLine(p int) error {
 }
 
 // plainLine scans the plain-scalar text on one line from p: it returns the
-// end of the text (trailing spaces trimmed) and whether a comment follows.
+// end of the text (trailing spaces trimmed) and whether a comment (" #")
+// follows. A ':' followed by a space or the end of the line before any
+// comment would make the line a mapping entry: errSlow.
 func (y *yamlParser) plainLine(p int) (end int, comment bool, err error) {
-	s := y.src
-	i := p
-	for ; i < len(s) && s[i] != '\n'; i++ {
-		switch s[i] {
-		case ':':
-			if i+1 == len(s) || s[i+1] == ' ' || s[i+1] == '\n' {
-				return 0, false, errSlow
-			}
-		case '#':
-			if i > p && s[i-1] == ' ' {
-				comment = true
-				goto done
-			}
-		}
+	line := y.src[p:y.lineEnd(p)]
+	limit := len(line)
+	if h := bytes.Index(line, []byte(" #")); h >= 0 {
+		limit, comment = h, true
 	}
-done:
-	end = i
-	for end > p && s[end-1] == ' ' {
+	for off := 0; off < limit; {
+		j := bytes.IndexByte(line[off:limit], ':')
+		if j < 0 {
+			break
+		}
+		c := off + j
+		if c+1 == len(line) || line[c+1] == ' ' {
+			return 0, false, errSlow
+		}
+		off = c + 1
+	}
+	end = p + limit
+	for end > p && y.src[end-1] == ' ' {
 		end--
 	}
 	return end, comment, nil

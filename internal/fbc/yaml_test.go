@@ -122,6 +122,8 @@ var yamlCases = []struct {
 	{"bad indentation", "a:\n    b: 1\n  c: 2\n", false},
 	{"mapping in value", "a: b: c\n", false},
 	{"document end", "a: b\n...\n", false},
+	{"document end as key", "... :\n", false},
+	{"dots key", "...a: b\n", true},
 	{"complex key", "? a\n: b\n", false},
 	{"bom", "\ufeffa: b\n", false},
 	{"nel", "a: x\u0085y\n", false},

@@ -37,6 +37,14 @@ type yamlEmitter struct {
 	col        int  // column in characters
 	whitespace bool // the last character written was white space
 	indention  bool // only indentation written on this line so far
+	keyStyles  map[string]keyStyle
+}
+
+// keyStyle caches how a mapping key is written: catalogs repeat a few
+// hundred keys millions of times.
+type keyStyle struct {
+	style scalarStyle
+	ascii bool
 }
 
 // emitYAMLDoc appends the YAML document for the map at root.
@@ -68,9 +76,13 @@ func (e *yamlEmitter) newline() {
 }
 
 // writeText appends characters without line breaks.
-func (e *yamlEmitter) writeText(b []byte) {
+func (e *yamlEmitter) writeText(b []byte, ascii bool) {
 	e.out = append(e.out, b...)
-	e.col += runeCount(b)
+	if ascii {
+		e.col += len(b)
+	} else {
+		e.col += runeCount(b)
+	}
 }
 
 func runeCount(b []byte) int {
@@ -114,6 +126,11 @@ func (e *yamlEmitter) blockMap(m int32, indent int) error {
 		slices.SortFunc(members, e.keyCmp)
 	}
 	defer func() { t.stack = t.stack[:base] }()
+	for i := 1; i < len(members); i++ {
+		if e.keyCmp(members[i-1], members[i]) == 0 {
+			return errFallback // a repeated key: yaml.v2 keeps the last one
+		}
+	}
 	for i := range members {
 		c := t.stack[base+i]
 		e.writeIndent(indent)
@@ -175,17 +192,17 @@ func (e *yamlEmitter) node(c int32, indent int, inMap bool) error {
 		}
 		return e.blockSeq(c, indent+yamlBestIndent)
 	case kindNull:
-		e.plain([]byte("null"), indent+yamlBestIndent, true)
+		e.plain([]byte("null"), indent+yamlBestIndent, true, true)
 	case kindTrue:
-		e.plain([]byte("true"), indent+yamlBestIndent, true)
+		e.plain([]byte("true"), indent+yamlBestIndent, true, true)
 	case kindFalse:
-		e.plain([]byte("false"), indent+yamlBestIndent, true)
+		e.plain([]byte("false"), indent+yamlBestIndent, true, true)
 	case kindNumber:
 		v, isStr := yamlNumber(e.t.text(c))
 		if isStr {
 			return e.str(v, indent+yamlBestIndent, false)
 		}
-		e.plain(v, indent+yamlBestIndent, true)
+		e.plain(v, indent+yamlBestIndent, true, true)
 	case kindString:
 		return e.str(e.t.text(c), indent+yamlBestIndent, false)
 	}
@@ -241,6 +258,7 @@ type scalarInfo struct {
 	// characters yaml.v2 refuses to read back from JSON (DEL, C1 controls,
 	// U+FFFE, U+FFFF), where the reference reports the error.
 	unsure bool
+	ascii  bool // no multi-byte characters: columns are byte counts
 }
 
 // printable is libyaml's is_printable for the character at v[i].
@@ -311,10 +329,11 @@ var analyzeClass = func() (t [256]uint8) {
 // the outcome: white space, line breaks, ':', '#', controls and non-ASCII.
 func analyzeScalar(v []byte) scalarInfo {
 	if len(v) == 0 {
-		return scalarInfo{plainAllowed: true, singleOK: true}
+		return scalarInfo{plainAllowed: true, singleOK: true, ascii: true}
 	}
 	var (
 		blockIndicators, lineBreaks, special, breakSpace, spaceBreak, bad bool
+		ascii                                                             = true
 	)
 	n := len(v)
 	switch c := v[0]; c {
@@ -364,6 +383,7 @@ func analyzeScalar(v []byte) scalarInfo {
 		case clCR:
 			special, bad = true, true
 		case clHigh:
+			ascii = false
 			r, size := utf8.DecodeRune(v[i:])
 			if r == utf8.RuneError && size == 1 || r <= 0x9F || r == 0x2028 || r == 0x2029 || r == 0xFFFE || r == 0xFFFF {
 				bad = true
@@ -376,7 +396,7 @@ func analyzeScalar(v []byte) scalarInfo {
 	}
 	leadingSpace, leadingBreak := v[0] == ' ', v[0] == '\n'
 	trailingSpace, trailingBreak := v[n-1] == ' ', v[n-1] == '\n'
-	info := scalarInfo{multiline: lineBreaks, plainAllowed: true, singleOK: true, blockOK: true, unsure: bad}
+	info := scalarInfo{multiline: lineBreaks, plainAllowed: true, singleOK: true, blockOK: true, unsure: bad, ascii: ascii}
 	if leadingSpace || leadingBreak || trailingSpace || trailingBreak {
 		info.plainAllowed = false
 	}
@@ -445,20 +465,30 @@ func chooseStyle(v []byte, key bool) (scalarStyle, scalarInfo) {
 
 // key writes a simple mapping key.
 func (e *yamlEmitter) key(k []byte) error {
-	if len(k) > 128 || bytes.IndexByte(k, '\n') >= 0 {
-		return errFallback // libyaml would use the "? key" form
+	ks, ok := e.keyStyles[string(k)]
+	if !ok {
+		if len(k) > 128 || bytes.IndexByte(k, '\n') >= 0 {
+			return errFallback // libyaml would use the "? key" form
+		}
+		style, info := chooseStyle(k, true)
+		if info.unsure {
+			return errFallback
+		}
+		ks = keyStyle{style: style, ascii: info.ascii}
+		if e.keyStyles == nil {
+			e.keyStyles = map[string]keyStyle{}
+		}
+		if len(e.keyStyles) < 4096 {
+			e.keyStyles[string(k)] = ks
+		}
 	}
-	style, info := chooseStyle(k, true)
-	if info.unsure {
-		return errFallback
-	}
-	switch style {
+	switch ks.style {
 	case stylePlain:
-		e.plain(k, 0, false)
+		e.plain(k, 0, false, ks.ascii)
 	case styleSingle:
-		e.single(k, 0, false)
+		e.single(k, 0, false, ks.ascii)
 	default:
-		e.double(k, 0, false)
+		e.double(k, 0, false, ks.ascii)
 	}
 	return nil
 }
@@ -471,21 +501,27 @@ func (e *yamlEmitter) str(v []byte, indent int, key bool) error {
 	}
 	switch style {
 	case stylePlain:
-		e.plain(v, indent, true)
+		e.plain(v, indent, true, info.ascii)
 	case styleSingle:
-		e.single(v, indent, true)
+		e.single(v, indent, true, info.ascii)
 	case styleDouble:
-		e.double(v, indent, true)
+		e.double(v, indent, true, info.ascii)
 	case styleLiteral:
-		e.literal(v, indent)
+		e.literal(v, indent, info.ascii)
 	}
 	return nil
 }
 
 // plain writes a plain scalar, folding at spaces past the best width.
-func (e *yamlEmitter) plain(v []byte, indent int, allowBreaks bool) {
+func (e *yamlEmitter) plain(v []byte, indent int, allowBreaks, ascii bool) {
 	if !e.whitespace {
 		e.put(' ')
+	}
+	if !allowBreaks || (ascii && e.col+len(v) <= yamlBestWidth+1) {
+		// No space can come after the best width: nothing to fold.
+		e.writeText(v, ascii)
+		e.whitespace, e.indention = false, false
+		return
 	}
 	spaces := false
 	for i := 0; i < len(v); {
@@ -503,7 +539,7 @@ func (e *yamlEmitter) plain(v []byte, indent int, allowBreaks bool) {
 		for j < len(v) && v[j] != ' ' {
 			j++
 		}
-		e.writeText(v[i:j])
+		e.writeText(v[i:j], ascii)
 		e.indention = false
 		spaces = false
 		i = j
@@ -513,7 +549,7 @@ func (e *yamlEmitter) plain(v []byte, indent int, allowBreaks bool) {
 
 // single writes a single-quoted scalar (which never holds a line break:
 // strings with one are written literal or double-quoted).
-func (e *yamlEmitter) single(v []byte, indent int, allowBreaks bool) {
+func (e *yamlEmitter) single(v []byte, indent int, allowBreaks, ascii bool) {
 	e.writeIndicator("'", true, false, false)
 	spaces := false
 	for i := 0; i < len(v); {
@@ -533,7 +569,7 @@ func (e *yamlEmitter) single(v []byte, indent int, allowBreaks bool) {
 			j++
 		}
 		if j > i {
-			e.writeText(v[i:j])
+			e.writeText(v[i:j], ascii)
 		} else { // a quote, doubled
 			e.put('\'')
 			e.put('\'')
@@ -548,7 +584,7 @@ func (e *yamlEmitter) single(v []byte, indent int, allowBreaks bool) {
 }
 
 // double writes a double-quoted scalar with libyaml's escapes.
-func (e *yamlEmitter) double(v []byte, indent int, allowBreaks bool) {
+func (e *yamlEmitter) double(v []byte, indent int, allowBreaks, ascii bool) {
 	e.writeIndicator(`"`, true, false, false)
 	spaces := false
 	for i := 0; i < len(v); {
@@ -583,7 +619,7 @@ func (e *yamlEmitter) double(v []byte, indent int, allowBreaks bool) {
 			}
 			j += charWidth(cj)
 		}
-		e.writeText(v[i:j])
+		e.writeText(v[i:j], ascii)
 		spaces = false
 		i = j
 	}
@@ -645,7 +681,7 @@ func (e *yamlEmitter) escape(r rune) {
 
 // literal writes a literal block scalar ("|") with libyaml's indentation
 // and chomping indicators.
-func (e *yamlEmitter) literal(v []byte, indent int) {
+func (e *yamlEmitter) literal(v []byte, indent int, ascii bool) {
 	e.writeIndicator("|", true, false, false)
 	if v[0] == ' ' || v[0] == '\n' {
 		e.writeIndicator(strconv.Itoa(yamlBestIndent), false, false, false)
@@ -677,7 +713,7 @@ func (e *yamlEmitter) literal(v []byte, indent int) {
 		} else {
 			j += i
 		}
-		e.writeText(v[i:j])
+		e.writeText(v[i:j], ascii)
 		e.indention = false
 		breaks = false
 		i = j
