@@ -39,6 +39,7 @@ vet:
 ## bench: benchmarks, side by side with the tools users would otherwise run.
 bench: tools
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...
+	hack/bench-fbc.sh
 
 ## fuzz: fuzz the spec loader (FUZZTIME=10m for a long run).
 fuzz:
