@@ -204,7 +204,12 @@ func versionRange(lo, hi string) string {
 	return "<=" + hi
 }
 
-func orNone(s string) string { return listOr([]string{s}[:min(1, len(s))], "(none)") }
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
 
 func listOr(l []string, empty string) string {
 	if len(l) == 0 {
