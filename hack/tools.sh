@@ -64,6 +64,9 @@ tool_path() {
     # A gRPC client of opm's registry API, for asking a served catalog what
     # OLM would ask it.
     catalog-query) build catalog-query opm ./cmd/catalog-query 0 "-s -w" ;;
+    # go-containerregistry's crane, the `crane copy` loop the mirror
+    # benchmark compares Ferry with (hack/bench-mirror.sh).
+    crane) build crane crane github.com/google/go-containerregistry/cmd/crane 0 "-s -w" ;;
     docker-registry|skopeo|htpasswd|git) install_apt; command -v "$1" || echo "/usr/bin/$1" ;;
     *) log "unknown tool $1"; return 2 ;;
   esac
@@ -73,7 +76,7 @@ case ${1:-all} in
   path) tool_path "$2" ;;
   all)
     install_apt
-    for t in etcd opm catalog-query kube-apiserver; do tool_path "$t" >/dev/null; done
+    for t in etcd opm catalog-query crane kube-apiserver; do tool_path "$t" >/dev/null; done
     log "all tools ready in $tools_dir"
     ;;
   *) log "usage: $0 [all | path NAME]"; exit 2 ;;
