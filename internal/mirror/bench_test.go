@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,6 +113,10 @@ type benchRow struct {
 	rerunRequests          map[string]int
 	newBundleBytes, newMax int64
 	peakRSSKiB             int64
+	// headFloor is a bare net/http HEAD loop over the same destination
+	// manifests at the same concurrency: what any no-op that asks the
+	// mirror about every image costs at least on this machine.
+	headFloor time.Duration
 	failed                 string
 }
 
@@ -139,7 +145,8 @@ func benchTool(b *testing.B, tool string, conc int, src *testenv.Registry, refs 
 			})
 		case "skopeo-copy":
 			err = runLoop(b, conc, pairs, func(p benchPair) []string {
-				return []string{testenv.Skopeo(b), "copy", "--all", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false", "docker://" + p.src, "docker://" + p.dstRef()}
+				// skopeo refuses repo:tag@digest; the digest is what counts.
+				return []string{testenv.Skopeo(b), "copy", "--all", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false", "docker://" + p.srcPinned(), "docker://" + p.dstRef()}
 			})
 		case "skopeo-sync":
 			err = runSkopeoSync(b, dir, conc, src.Host, dst.Host, pairs)
@@ -190,6 +197,8 @@ func benchTool(b *testing.B, tool string, conc int, src *testenv.Registry, refs 
 
 	// One new bundle: a world image plus one layer, in a new repository.
 	if tool == "ferry" {
+		row.headFloor = headLoop(b, conc, pairs)
+		progress("bare HEAD loop over the mirror took %s", row.headFloor.Round(10*time.Millisecond))
 		e := &env{src: src, dst: dst, world: &world.World{Images: refs[2:]}}
 		repoTag := fmt.Sprintf("newcomer/%s-bundle:v1.0.%d", tool, time.Now().UnixNano())
 		_, fresh := e.newBundle(b, repoTag)
@@ -207,6 +216,18 @@ type benchPair struct {
 	dstRepo string
 	tag     string
 	digest  string
+}
+
+// srcPinned is the source by digest alone when it has one.
+func (p benchPair) srcPinned() string {
+	if p.digest == "" {
+		return p.src
+	}
+	repo := p.src[:strings.Index(p.src, "@")]
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	return repo + "@" + p.digest
 }
 
 // dstRef is the destination as crane and skopeo want it: the tag, or the
@@ -269,6 +290,49 @@ func runFerry(b *testing.B, bin, dir string, pairs []benchPair, conc int, hintsI
 		rss, _ = strconv.ParseInt(string(m[1]), 10, 64)
 	}
 	return rss, err
+}
+
+// headLoop HEADs every destination manifest (tag, or digest) with plain
+// net/http, conc at a time, and returns the wall time.
+func headLoop(b *testing.B, conc int, pairs []benchPair) time.Duration {
+	tr := &http.Transport{MaxIdleConnsPerHost: conc}
+	defer tr.CloseIdleConnections()
+	accept := "application/vnd.oci.image.index.v1+json,application/vnd.docker.distribution.manifest.list.v2+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json"
+	work := make(chan string)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range work {
+				req, _ := http.NewRequest(http.MethodHead, u, nil)
+				req.Header.Set("Accept", accept)
+				resp, err := tr.RoundTrip(req)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	for _, p := range pairs {
+		host, repo, _ := strings.Cut(p.dstRepo, "/")
+		ref := p.tag
+		if ref == "" {
+			ref = p.digest
+		}
+		work <- "http://" + host + "/v2/" + repo + "/manifests/" + ref
+	}
+	close(work)
+	wg.Wait()
+	if failed.Load() > 0 {
+		b.Errorf("bare HEAD loop: %d of %d failed", failed.Load(), len(pairs))
+	}
+	return time.Since(start)
 }
 
 // runLoop runs one process per pair, conc at a time.
@@ -424,24 +488,30 @@ type stored struct {
 	bytes int64
 }
 
-// storedBytes sums the blob store of a registry (distribution keeps each
-// blob once, whatever the repositories).
+// storedBytes sums the layers and configs a registry holds, each once:
+// the blobs some repository links as a layer (distribution keeps manifests
+// in the same blob store; they are not uploads).
 func storedBytes(b testing.TB, root string) stored {
-	var s stored
-	err := filepath.WalkDir(filepath.Join(root, "docker/registry/v2/blobs"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() != "data" {
+	v2 := filepath.Join(root, "docker/registry/v2")
+	digests := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join(v2, "repositories"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Name() != "link" || !strings.Contains(p, "/_layers/") {
 			return err
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		s.blobs++
-		s.bytes += fi.Size()
+		digests[filepath.Base(filepath.Dir(p))] = true
 		return nil
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+	var s stored
+	for d := range digests {
+		fi, err := os.Stat(filepath.Join(v2, "blobs/sha256", d[:2], d, "data"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.blobs++
+		s.bytes += fi.Size()
 	}
 	return s
 }
@@ -497,6 +567,11 @@ func printRows(b *testing.B, scale string, conc int, unique stored, rows []bench
 		}
 		fmt.Fprintf(&sb, "%-12s %10s %14d %8.2f %8d %8d %10s %8d %12s %10s\n", r.tool, r.cold.Round(10*time.Millisecond), r.uploadedBytes,
 			float64(r.uploadedBytes)/float64(unique.bytes), r.uploads, r.mounts, r.rerun.Round(10*time.Millisecond), r.rerunWrites, nb, rss)
+	}
+	for _, r := range rows {
+		if r.headFloor > 0 {
+			fmt.Fprintf(&sb, "floor: a bare net/http HEAD of every destination manifest at concurrency %d takes %s\n", conc, r.headFloor.Round(10*time.Millisecond))
+		}
 	}
 	for _, r := range rows {
 		fmt.Fprintf(&sb, "%s: cold requests %v; no-op requests %v\n", r.tool, r.coldRequests, r.rerunRequests)
