@@ -34,9 +34,18 @@ func (f *planFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.InsecureRegistry, "insecure-registry", nil, "registry host[:port] reached over plain HTTP or without TLS verification (repeatable); adds to the Mirror's insecureRegistries")
 }
 
+// planned is a computed plan with what it was computed from.
+type planned struct {
+	cfg      *spec.Config
+	plan     *reconcile.Plan
+	res      *reconcile.Result
+	obs      *reconcile.Observer
+	previous fs.FS // the previous render, nil if none
+}
+
 // computePlan loads the spec in dir and computes the plan against the
 // previous render in dir's render directory.
-func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer) (*spec.Config, *reconcile.Plan, *reconcile.Result, error) {
+func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer) (*planned, error) {
 	cfg, err := spec.Load(os.DirFS(dir), spec.LoadOptions{Exclude: []string{f.RenderDir}})
 	if err != nil {
 		var invalid *spec.InvalidError
@@ -46,7 +55,7 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 				fmt.Fprintln(errOut, p.String())
 			}
 		}
-		return nil, nil, nil, err
+		return nil, err
 	}
 	for _, w := range cfg.Warnings {
 		w.File = displayPath(dir, w.File)
@@ -58,7 +67,7 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 	}
 	reg, err := registry.New(registry.Options{AuthFile: f.RegistryConfig, Insecure: insecure})
 	if err != nil {
-		return nil, nil, nil, &usageError{err}
+		return nil, &usageError{err}
 	}
 	obs := &reconcile.Observer{Registry: reg, SpecDir: dir, Limits: catalogimage.DefaultLimits()}
 	var previous fs.FS
@@ -67,9 +76,9 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 	}
 	plan, res, err := obs.Compute(ctx, cfg, previous)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	return cfg, plan, res, nil
+	return &planned{cfg: cfg, plan: plan, res: res, obs: obs, previous: previous}, nil
 }
 
 func writePlan(w io.Writer, plan *reconcile.Plan, format outputFormat) error {
@@ -106,14 +115,14 @@ files that would change. Exit codes follow kubectl diff: 0 nothing to do,
 			if err != nil {
 				return err
 			}
-			_, plan, _, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
 			if err != nil {
 				return diffFailure(err)
 			}
-			if err := writePlan(cmd.OutOrStdout(), plan, output); err != nil {
+			if err := writePlan(cmd.OutOrStdout(), p.plan, output); err != nil {
 				return diffFailure(err)
 			}
-			if plan.HasChanges() {
+			if p.plan.HasChanges() {
 				return &exitError{code: 1}
 			}
 			return nil
@@ -135,40 +144,6 @@ func diffFailure(err error) error {
 	return &failure{err: err, code: 3}
 }
 
-func newReconcileCmd() *cobra.Command {
-	var f planFlags
-	var dryRun bool
-	output := outputText
-	cmd := &cobra.Command{
-		Use:   "reconcile [DIR]",
-		Short: "Converge catalogs, mirror and cluster on the spec (--dry-run: print the plan only)",
-		Long: `Computes the plan — source catalogs read, filtered, extended with extra
-bundles, built into catalog images — and compares it with the previous render.
-With --dry-run it prints the plan and changes nothing anywhere.`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := dirArg(args)
-			if err != nil {
-				return err
-			}
-			if !dryRun {
-				// Applying needs the mirror engine first: a CatalogSource must
-				// never point at a catalog whose images are not all mirrored.
-				return &usageError{errors.New("only --dry-run is available: applying the plan needs mirroring, which is not built yet")}
-			}
-			_, plan, _, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			return writePlan(cmd.OutOrStdout(), plan, output)
-		},
-	}
-	f.add(cmd)
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan; change nothing anywhere")
-	cmd.Flags().VarP(&output, "output", "o", "output format: text, json or yaml")
-	return cmd
-}
-
 func newRenderCmd() *cobra.Command {
 	var f planFlags
 	var out string
@@ -188,17 +163,17 @@ It writes nowhere else: no registry, no cluster, no git.`,
 			if out == "" {
 				return &usageError{errors.New("-o OUTDIR is required")}
 			}
-			_, plan, res, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			if err := writeFiles(out, res.Files); err != nil {
+			if err := writeFiles(out, p.res.Files); err != nil {
 				return err
 			}
-			if err := plan.WriteText(cmd.OutOrStdout()); err != nil {
+			if err := p.plan.WriteText(cmd.OutOrStdout()); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d file(s) to %s.\n", len(res.Files), out)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d file(s) to %s.\n", len(p.res.Files), out)
 			return err
 		},
 	}

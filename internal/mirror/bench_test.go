@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -117,7 +116,7 @@ type benchRow struct {
 	// manifests at the same concurrency: what any no-op that asks the
 	// mirror about every image costs at least on this machine.
 	headFloor time.Duration
-	failed                 string
+	failed    string
 }
 
 // progress prints a timestamped line while the benchmark runs (b.Log only
@@ -164,7 +163,7 @@ func benchTool(b *testing.B, tool string, conc int, src *testenv.Registry, refs 
 		return time.Since(start), rss
 	}
 
-	off := logSize(b, dst)
+	off := dst.LogSize(b)
 	hints := filepath.Join(dir, "hints.json")
 	progress("%s: cold mirror of %d images", tool, len(pairs))
 	row.cold, row.peakRSSKiB = run(pairs, "", hints)
@@ -189,7 +188,7 @@ func benchTool(b *testing.B, tool string, conc int, src *testenv.Registry, refs 
 	}
 
 	// Rerun with nothing to do.
-	off = logSize(b, dst)
+	off = dst.LogSize(b)
 	row.rerun, _ = run(pairs, hints, hints)
 	progress("%s: no-op rerun took %s", tool, row.rerun.Round(10*time.Millisecond))
 	acc = readAccessLog(b, dst, off)
@@ -203,7 +202,7 @@ func benchTool(b *testing.B, tool string, conc int, src *testenv.Registry, refs 
 		repoTag := fmt.Sprintf("newcomer/%s-bundle:v1.0.%d", tool, time.Now().UnixNano())
 		_, fresh := e.newBundle(b, repoTag)
 		withNew := append(pairs, benchPair{src: src.Ref(repoTag), dstRepo: dst.Ref("mirror/" + repoTag[:strings.LastIndex(repoTag, ":")]), tag: repoTag[strings.LastIndex(repoTag, ":")+1:]})
-		off = logSize(b, dst)
+		off = dst.LogSize(b)
 		run(withNew, hints, hints)
 		acc = readAccessLog(b, dst, off)
 		row.newBundleBytes, row.newMax = blobBytes(b, dst.Dir, acc.committed), fresh
@@ -447,28 +446,11 @@ type access struct {
 var digestParam = regexp.MustCompile(`[?&]digest=(sha256(?::|%3A)[0-9a-f]{64})`)
 
 func readAccessLog(b *testing.B, r *testenv.Registry, offset int64) access {
-	time.Sleep(200 * time.Millisecond)
-	f, err := os.Open(r.LogPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Seek(offset, 0); err != nil {
-		b.Fatal(err)
-	}
-	a := access{methods: map[string]int{}}
-	s := bufio.NewScanner(f)
-	s.Buffer(make([]byte, 1<<20), 1<<20)
-	for s.Scan() {
-		m := accessLine.FindStringSubmatch(s.Text())
-		if m == nil {
-			continue
-		}
-		method, uri, status := m[1], m[2], m[3]
-		a.methods[method]++
-		if method != "GET" && method != "HEAD" {
-			a.writes++
-		}
+	counts, lines := r.Requests(b, offset)
+	a := access{methods: counts, writes: testenv.Writes(counts)}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		method, uri, status := f[0], f[1], f[2]
 		if status == "201" && strings.Contains(uri, "/blobs/uploads/") {
 			switch {
 			case method == "POST" && strings.Contains(uri, "mount="):

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -107,16 +105,10 @@ func mustSub(t testing.TB, fsys fs.FS, dir string) fs.FS {
 }
 
 // authClient is a registry.Client reading a docker config.json that holds
-// the mirror's credentials, as users configure Ferry.
+// the mirror's credentials (with user and pass), as users configure Ferry.
 func authClient(t testing.TB, host, user, pass string) *registry.Client {
 	t.Helper()
-	cfg := map[string]any{"auths": map[string]any{host: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))}}}
-	b, _ := json.Marshal(cfg)
-	f := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(f, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := registry.New(registry.Options{AuthFile: f})
+	c, err := registry.New(registry.Options{AuthFile: testenv.AuthFile(t, &testenv.Registry{Host: host, Username: user, Password: pass})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,39 +227,6 @@ func (e *env) skopeoRaw(t *testing.T, ref string) []byte {
 	return []byte(out)
 }
 
-// accessLine is the registry's combined access log line.
-var accessLine = regexp.MustCompile(`"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3}) `)
-
-// registryRequests counts the requests the registry logged after offset
-// (a byte position of its log), by method, as the registry itself saw them.
-func registryRequests(t *testing.T, r *testenv.Registry, offset int64) (map[string]int, []string, int64) {
-	t.Helper()
-	// The access log line is written after the response; give the last
-	// ones a moment.
-	time.Sleep(200 * time.Millisecond)
-	b, err := os.ReadFile(r.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	counts := map[string]int{}
-	var lines []string
-	for _, l := range strings.Split(string(b[offset:]), "\n") {
-		if m := accessLine.FindStringSubmatch(l); m != nil {
-			counts[m[1]]++
-			lines = append(lines, m[1]+" "+m[2]+" "+m[3])
-		}
-	}
-	return counts, lines, int64(len(b))
-}
-
-func logSize(t testing.TB, r *testenv.Registry) int64 {
-	fi, err := os.Stat(r.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fi.Size()
-}
-
 // TestMirrorWorld mirrors a world of real catalog packages into an
 // authenticated registry, checks every image with skopeo and the byte
 // accounting against the world's own, then shows a rerun is one HEAD per
@@ -302,14 +261,14 @@ func TestMirrorWorld(t *testing.T) {
 	}
 
 	// No-op rerun: one HEAD per distinct destination image, no writes.
-	off := logSize(t, e.dst)
+	off := e.dst.LogSize(t)
 	opts := e.options()
 	opts.BlobHints = rep.Blobs
 	rep2, err := Copy(t.Context(), pairs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	counts, lines, _ := registryRequests(t, e.dst, off)
+	counts, lines := e.dst.Requests(t, off)
 	distinct := map[Pair]bool{}
 	for _, p := range pairs {
 		distinct[p] = true

@@ -3,11 +3,15 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +176,68 @@ func (k registryKeychain) Resolve(res authn.Resource) (authn.Authenticator, erro
 		return k.r.Auth(), nil
 	}
 	return authn.Anonymous, nil
+}
+
+// AuthFile writes a docker config.json holding the credentials of regs
+// (those with auth) and returns its path: what users pass to Ferry with
+// -a/--registry-config.
+func AuthFile(t testing.TB, regs ...*Registry) string {
+	t.Helper()
+	auths := map[string]any{}
+	for _, r := range regs {
+		if r.Username != "" {
+			auths[r.Host] = map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(r.Username + ":" + r.Password))}
+		}
+	}
+	b, err := json.Marshal(map[string]any{"auths": auths})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// accessLine is a line of the registry's combined access log.
+var accessLine = regexp.MustCompile(`"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3}) `)
+
+// LogSize is the current length of the registry's log: an offset for
+// Requests.
+func (r *Registry) LogSize(t testing.TB) int64 {
+	t.Helper()
+	fi, err := os.Stat(r.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// Requests returns the requests the registry logged after offset (a
+// LogSize), as the registry itself saw them: counts by method, and each
+// request as "METHOD PATH STATUS". It is how tests prove a run wrote
+// nothing, whatever the client believes it did.
+func (r *Registry) Requests(t testing.TB, offset int64) (counts map[string]int, lines []string) {
+	t.Helper()
+	// The access log line is written after the response; give the last
+	// ones a moment.
+	time.Sleep(200 * time.Millisecond)
+	b, err := os.ReadFile(r.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts = map[string]int{}
+	for _, l := range strings.Split(string(b[offset:]), "\n") {
+		if m := accessLine.FindStringSubmatch(l); m != nil {
+			counts[m[1]]++
+			lines = append(lines, m[1]+" "+m[2]+" "+m[3])
+		}
+	}
+	return counts, lines
+}
+
+// Writes counts the write requests among Requests' counts.
+func Writes(counts map[string]int) int {
+	return counts["POST"] + counts["PUT"] + counts["PATCH"] + counts["DELETE"]
 }

@@ -1,0 +1,283 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-gitops/ferry/gitsync"
+	engine "github.com/ferry-gitops/ferry/internal/mirror"
+	"github.com/ferry-gitops/ferry/reconcile"
+)
+
+// reconcileFlags are reconcile's own flags.
+type reconcileFlags struct {
+	planFlags
+	DryRun         bool
+	Commit         bool
+	MaxPerRegistry int
+	CacheDir       string
+	Progress       string
+}
+
+func newReconcileCmd() *cobra.Command {
+	var f reconcileFlags
+	output := outputText
+	cmd := &cobra.Command{
+		Use:   "reconcile [DIR]",
+		Short: "Converge catalogs, mirror and cluster on the spec (--dry-run: print the plan only)",
+		Long: `Computes the plan — source catalogs read, filtered, extended with extra
+bundles, built into catalog images; the mirror's image set resolved — and
+applies it in a safe order:
+
+  1. copy every image of the image set the mirror lacks, by digest;
+  2. push each built catalog image whose images are all in the mirror;
+  3. write the render directory (a catalog whose images are not all in the
+     mirror keeps its previous render, so no CatalogSource points at it);
+  4. commit the render directory when DIR is in a git work tree.
+
+Exit 0 when converged, 1 when anything failed (every failed image is listed;
+the next run picks up where this one stopped), 2 for invalid input (nothing
+is done). With --dry-run it prints the plan and changes nothing anywhere.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := dirArg(args)
+			if err != nil {
+				return err
+			}
+			switch f.Progress {
+			case "auto", "always", "never":
+			default:
+				return &usageError{fmt.Errorf("--progress %q: use auto, always or never", f.Progress)}
+			}
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if f.DryRun {
+				return writePlan(cmd.OutOrStdout(), p.plan, output)
+			}
+			return f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().BoolVar(&f.DryRun, "dry-run", false, "print the plan; change nothing anywhere")
+	cmd.Flags().VarP(&output, "output", "o", "plan output format with --dry-run: text, json or yaml")
+	cmd.Flags().BoolVar(&f.Commit, "commit", true, "commit the render directory when DIR is in a git work tree")
+	cmd.Flags().IntVar(&f.MaxPerRegistry, "max-per-registry", engine.DefaultOptions(nil).Concurrency, "operations in flight per registry while mirroring")
+	cmd.Flags().StringVar(&f.CacheDir, "cache-dir", defaultCacheDir(), "where blob locations seen in the mirror are kept between runs (an optimisation only)")
+	cmd.Flags().StringVar(&f.Progress, "progress", "auto", "mirroring progress: auto (bars on a terminal, log lines otherwise), always (bars) or never")
+	return cmd
+}
+
+func defaultCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "ferry")
+	}
+	return ""
+}
+
+// apply executes the plan and reports what it did.
+func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, dir string, p *planned) error {
+	if err := p.plan.WriteText(stdout); err != nil {
+		return err
+	}
+	opts := reconcile.ApplyOptions{Copy: engine.DefaultOptions(nil)}
+	opts.Copy.Concurrency = f.MaxPerRegistry
+	opts.Copy.Log = slog.Default()
+	hints := f.hintsFile(p)
+	opts.Copy.BlobHints = loadHints(hints)
+	var bar *progress
+	if p.res.Mirror != nil {
+		if bar = newProgress(stderr, len(p.res.Mirror.CopyPairs()), f.Progress); bar != nil {
+			opts.Copy.Reporter = bar
+		}
+	}
+	out, err := p.obs.Apply(ctx, p.res, p.previous, opts)
+	bar.stop()
+	if out != nil {
+		saveHints(hints, out.Copy, out.CatalogCopy)
+		writeOutcome(stdout, out)
+	}
+	var held *reconcile.HeldError
+	if err != nil && !errors.As(err, &held) {
+		return err
+	}
+	if held != nil {
+		for _, e := range held.Failed {
+			fmt.Fprintf(stderr, "failed: %v\n", e)
+		}
+		for _, e := range held.PushErrors {
+			fmt.Fprintf(stderr, "failed: %v\n", e)
+		}
+		for _, c := range held.Catalogs {
+			fmt.Fprintf(stderr, "held back: Catalog/%s keeps its previous render: %s\n", c.Name, c.Held)
+		}
+	}
+	renderDir := filepath.Join(dir, f.RenderDir)
+	if p.plan.HasChanges() || held != nil {
+		if err := writeFiles(renderDir, out.Files); err != nil {
+			return err
+		}
+	}
+	if f.Commit {
+		c, cerr := gitsync.Commit(dir, renderDir, commitMessage(p.plan, held))
+		switch {
+		case errors.Is(cerr, gitsync.ErrNotWorkTree):
+			fmt.Fprintf(stdout, "Render: %s written; not a git work tree, nothing committed.\n", renderDir)
+		case cerr != nil:
+			return fmt.Errorf("commit %s: %w", renderDir, cerr)
+		case c.Hash.IsZero():
+			fmt.Fprintf(stdout, "Render: %s unchanged; nothing to commit.\n", renderDir)
+		default:
+			fmt.Fprintf(stdout, "Render: committed %d file(s) in %s as %s.\n", len(c.Files), renderDir, c.Hash.String()[:12])
+		}
+	}
+	fmt.Fprintln(stdout, clusterStep())
+	if held != nil {
+		return held
+	}
+	return nil
+}
+
+// writeOutcome prints what was copied and pushed.
+func writeOutcome(w io.Writer, out *reconcile.Outcome) {
+	for _, rep := range []*engine.Report{out.Copy, out.CatalogCopy} {
+		if rep == nil {
+			continue
+		}
+		s := rep.Stats
+		fmt.Fprintf(w, "Mirror: %d image(s): %d present, %d copied, %d failed; blobs %d uploaded (%s), %d mounted, %d present; %s.\n",
+			s.Images, s.ImagesPresent, s.ImagesCopied, s.ImagesFailed,
+			s.BlobsUploaded, humanBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsPresent, rep.Duration.Round(1e7))
+	}
+	for _, c := range out.Catalogs {
+		switch {
+		case c.Held != "":
+			fmt.Fprintf(w, "Catalog/%s: held back (%s)\n", c.Name, c.Held)
+		case c.Pushed:
+			fmt.Fprintf(w, "Catalog/%s: pushed %s\n", c.Name, c.Image)
+		default:
+			fmt.Fprintf(w, "Catalog/%s: %s already pushed\n", c.Name, c.Image)
+		}
+	}
+}
+
+// commitMessage summarises the reconcile for git log.
+func commitMessage(plan *reconcile.Plan, held *reconcile.HeldError) string {
+	var b strings.Builder
+	var changed []string
+	for _, c := range plan.Catalogs {
+		if c.Action.Changes() {
+			changed = append(changed, c.Name)
+		}
+	}
+	if len(changed) > 0 {
+		fmt.Fprintf(&b, "ferry: reconcile %s\n\n", strings.Join(changed, ", "))
+	} else {
+		b.WriteString("ferry: reconcile\n\n")
+	}
+	_ = plan.WriteText(&b)
+	if held != nil {
+		fmt.Fprintf(&b, "\nIncomplete: %v\n", held)
+	}
+	return b.String()
+}
+
+// clusterStep says what happened to the cluster. Applying objects to a
+// cluster is not built yet; the rendered manifests are ready for oc apply
+// or a GitOps tool.
+func clusterStep() string {
+	if os.Getenv("KUBECONFIG") == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		if home, err := os.UserHomeDir(); err != nil || !exists(filepath.Join(home, ".kube", "config")) {
+			return "Cluster: no kubeconfig and not in a cluster; cluster step skipped."
+		}
+	}
+	return "Cluster: applying to the cluster is not built yet; apply the render directory with oc apply or a GitOps tool."
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// hintsFile is where blob locations in this Mirror's registry are kept,
+// "" when there is no Mirror or no cache directory.
+func (f *reconcileFlags) hintsFile(p *planned) string {
+	if f.CacheDir == "" || p.res.Mirror == nil {
+		return ""
+	}
+	host, _, _ := strings.Cut(p.res.Mirror.Mirror.Registry, "/")
+	return filepath.Join(f.CacheDir, "blobs", strings.NewReplacer(":", "_", "/", "_").Replace(host)+".json")
+}
+
+// loadHints reads the blob locations an earlier run saw. A missing or
+// broken file is no hint: hints only save uploads.
+func loadHints(file string) engine.BlobLocations {
+	if file == "" {
+		return nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	var h engine.BlobLocations
+	if json.Unmarshal(b, &h) != nil {
+		slog.Warn("ignoring unreadable blob cache", "file", file)
+		return nil
+	}
+	return h
+}
+
+// saveHints keeps what the runs learned for the next one.
+func saveHints(file string, reps ...*engine.Report) {
+	if file == "" {
+		return
+	}
+	h := engine.BlobLocations{}
+	for _, r := range reps {
+		if r == nil {
+			continue
+		}
+		for d, repo := range r.Blobs {
+			h[d] = repo
+		}
+	}
+	if len(h) == 0 {
+		return
+	}
+	b, err := json.Marshal(h)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(file), 0o755)
+	}
+	if err == nil {
+		tmp := file + ".tmp"
+		if err = os.WriteFile(tmp, b, 0o644); err == nil {
+			err = os.Rename(tmp, file)
+		}
+	}
+	if err != nil {
+		slog.Warn("could not keep blob locations for the next run", "file", file, "err", err)
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
