@@ -2,7 +2,8 @@
 # make demo: what Ferry reads from a config repo (the repository's own
 # examples), what it says about a broken one, then the catalog engine on the
 # real community-operators v4.20 catalog served by an embedded registry
-# (hack/demo). Needs nothing outside the repository.
+# (hack/demo), mirrored into a second one, twice. Needs nothing outside the
+# repository.
 set -uo pipefail
 ferry=${1:-bin/ferry}
 cd "$(dirname "$0")/.."

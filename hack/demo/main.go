@@ -1,9 +1,12 @@
-// Command demo is `make demo`: it starts an embedded registry on 127.0.0.1,
-// fills it with a world built from the real community-operators v4.20
-// catalog (synthetic images, real packages and upgrade graphs), writes a
-// config repo that filters it, and walks through ferry's commands against
-// it, running the real ferry binary. Nothing outside this machine is
-// needed.
+// Command demo is `make demo`: it starts two embedded registries on
+// 127.0.0.1, fills the first with a world built from the real
+// community-operators v4.20 catalog (synthetic images, real packages and
+// upgrade graphs), writes a config repo (a git work tree when git is
+// installed) that filters it, and walks through ferry's commands against
+// it, running the real ferry binary: it mirrors the filtered catalog into
+// the second registry, shows that a second reconcile writes nothing there
+// and commits nothing, and that widening a range copies only the new
+// images. Nothing outside this machine is needed.
 package main
 
 import (
@@ -17,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -43,13 +47,14 @@ func step(format string, args ...any) {
 
 func run(ferry string) error {
 	ctx := context.Background()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	host, _, err := serve()
 	if err != nil {
 		return err
 	}
-	host := l.Addr().String()
-	go http.Serve(l, registry.New(registry.Logger(log.New(ioDiscard{}, "", 0))))
-
+	mirrorHost, reg, err := serve()
+	if err != nil {
+		return err
+	}
 	step("building a source registry at %s from the real community-operators v4.20 catalog", host)
 	tmp, err := os.MkdirTemp("", "ferry-demo-")
 	if err != nil {
@@ -75,8 +80,8 @@ func run(ferry string) error {
 	if err := os.MkdirAll(repo, 0o755); err != nil {
 		return err
 	}
-	spec := fmt.Sprintf(`# The mirror inside the disconnected network (here: the same embedded
-# registry, under mirror/). The catalog is built into it by default.
+	spec := fmt.Sprintf(`# The mirror inside the disconnected network (here: a second embedded
+# registry). The catalog is built into it by default.
 apiVersion: ferry.dev/v1alpha1
 kind: Mirror
 metadata:
@@ -101,23 +106,23 @@ spec:
     - name: nfs-provisioner-operator  # the head of the default channel
   catalogSource:
     displayName: Community Operators (mirrored)
-`, countPackages(catalog), w.CatalogTag, host)
+`, countPackages(catalog), w.CatalogTag, mirrorHost)
 	if err := os.WriteFile(filepath.Join(repo, "catalog.yaml"), []byte(spec), 0o644); err != nil {
 		return err
 	}
 	step("the config repo: %s/catalog.yaml", repo)
 	fmt.Print(spec)
 
+	git := gitInit(repo)
 	for _, c := range []struct {
 		title string
 		args  []string
 	}{
 		{"ferry validate", []string{"validate", repo}},
 		{"ferry diff   (nothing rendered yet: exit 1, changes pending)", []string{"diff", repo}},
-		{"ferry render -o rendered   (filtered FBC, CatalogSource pinned to the built image's digest, mapping.txt, mirror sets, lock)", []string{"render", repo, "-o", filepath.Join(repo, "rendered")}},
-		{"ferry diff   (right after rendering: exit 0, nothing to do)", []string{"diff", repo}},
+		{"ferry reconcile   (copy every image the kept bundles need into the mirror, push the built catalog, write rendered/, commit)", []string{"reconcile", repo}},
 	} {
-		if err := ferryStep(ferry, c.title, c.args...); err != nil {
+		if err := ferryStep(ferry, reg, c.title, c.args...); err != nil {
 			return err
 		}
 	}
@@ -138,19 +143,85 @@ spec:
 	for _, l := range lines[:min(3, len(lines))] {
 		fmt.Println("  " + l)
 	}
+	if err := ferryStep(ferry, reg, "ferry reconcile again   (nothing changed: one HEAD per image, no write to the mirror, no commit)", "reconcile", repo); err != nil {
+		return err
+	}
 
 	widened := strings.Replace(spec, "      minVersion: 4.0.0\n", "      minVersion: 3.3.0\n", 1)
 	if err := os.WriteFile(filepath.Join(repo, "catalog.yaml"), []byte(widened), 0o644); err != nil {
 		return err
 	}
-	return ferryStep(ferry, "widen koku-metrics-operator to >=3.3.0, then ferry reconcile --dry-run   (the plan in catalog terms; nothing is written)", "reconcile", "--dry-run", repo)
+	git("commit", "-q", "-am", "koku-metrics-operator: from 3.3.0")
+	if err := ferryStep(ferry, reg, "widen koku-metrics-operator to >=3.3.0, then ferry reconcile --dry-run   (the plan in catalog terms; nothing is written)", "reconcile", "--dry-run", repo); err != nil {
+		return err
+	}
+	if err := ferryStep(ferry, reg, "ferry reconcile   (only the new bundles' images are copied)", "reconcile", repo); err != nil {
+		return err
+	}
+	if git != nil {
+		step("git log   (one commit per reconcile that changed something)")
+		fmt.Print(git("log", "--format=%h %s"))
+	}
+	return nil
 }
 
-func ferryStep(ferry, title string, args ...string) error {
+// gitInit makes the config repo a git work tree with its spec committed,
+// when git is installed, and returns a git runner (nil without git:
+// reconcile then writes rendered/ without committing).
+func gitInit(dir string) func(args ...string) string {
+	bin, err := exec.LookPath("git")
+	if err != nil {
+		return nil
+	}
+	run := func(args ...string) string {
+		cmd := exec.Command(bin, append([]string{"-c", "user.name=Demo", "-c", "user.email=demo@example.com"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			log.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("init", "-q", "-b", "main")
+	run("add", ".")
+	run("commit", "-q", "-m", "catalog spec")
+	return run
+}
+
+// serve starts an in-memory registry on 127.0.0.1 and returns its host.
+func serve() (string, *counting, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	c := &counting{next: registry.New(registry.Logger(log.New(ioDiscard{}, "", 0)))}
+	go http.Serve(l, c)
+	return l.Addr().String(), c, nil
+}
+
+// counting counts the requests the embedded registry serves, so the demo
+// can show what each ferry command sent to it.
+type counting struct {
+	next          http.Handler
+	reads, writes atomic.Int64
+}
+
+func (c *counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		c.reads.Add(1)
+	} else {
+		c.writes.Add(1)
+	}
+	c.next.ServeHTTP(w, r)
+}
+
+func ferryStep(ferry string, reg *counting, title string, args ...string) error {
 	step("%s", title)
 	cmd := exec.Command(ferry, args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	r0, w0 := reg.reads.Load(), reg.writes.Load()
 	err := cmd.Run()
+	fmt.Printf("(mirror registry: %d reads, %d writes)\n", reg.reads.Load()-r0, reg.writes.Load()-w0)
 	if ee, ok := err.(*exec.ExitError); ok {
 		fmt.Printf("(exit code %d)\n", ee.ExitCode())
 		if ee.ExitCode() == 1 && args[0] == "diff" {
