@@ -28,8 +28,11 @@ func (a Action) Changes() bool { return a != Unchanged && a != "" }
 type Plan struct {
 	Catalogs []CatalogChange `json:"catalogs"`
 	// Images is the size of the mirror's image set (0 without a Mirror).
-	Images int          `json:"images"`
-	Files  []FileChange `json:"files"`
+	Images int `json:"images"`
+	// Copy is what the mirror lacks, when it was checked (diff and
+	// --dry-run check it; render does not contact the mirror).
+	Copy  *CopyPlan    `json:"copy,omitempty"`
+	Files []FileChange `json:"files"`
 }
 
 // CatalogChange describes one catalog in catalog terms.
@@ -69,6 +72,9 @@ type FileChange struct {
 
 // HasChanges reports whether applying the plan would change anything.
 func (p *Plan) HasChanges() bool {
+	if p.Copy != nil && p.Copy.Unchecked == "" && len(p.Copy.Images) > 0 {
+		return true
+	}
 	for _, c := range p.Catalogs {
 		if c.Action.Changes() {
 			return true
@@ -292,10 +298,35 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 	}
 	if p.Images > 0 {
-		fmt.Fprintf(&b, "Mirror: %d image(s) in the image set (mirror/mapping.txt).\n", p.Images)
+		fmt.Fprintf(&b, "Mirror: %d image(s) in the image set (mirror/mapping.txt)", p.Images)
+		switch cp := p.Copy; {
+		case cp == nil:
+			b.WriteString(".\n")
+		case cp.Unchecked != "":
+			fmt.Fprintf(&b, "; not checked against the mirror (%s).\n", cp.Unchecked)
+		default:
+			fmt.Fprintf(&b, "; %d to copy (%s at most), %d present.\n", len(cp.Images), FormatBytes(cp.Bytes), cp.Present)
+			for _, im := range cp.Images {
+				fmt.Fprintf(&b, "  copy %s -> %s (%s)\n", im.Source, im.Destination, FormatBytes(im.Bytes))
+			}
+		}
 	}
 	fmt.Fprintf(&b, "Plan: %d of %d catalog(s) to change, %d bundle(s) added, %d removed, %d file(s) to write.\n",
 		catalogsChanged, len(p.Catalogs), added, removed, files)
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// FormatBytes is n in binary units, as the plan and progress show sizes.
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

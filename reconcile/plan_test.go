@@ -120,3 +120,35 @@ func TestPin(t *testing.T) {
 		t.Error("empty target accepted")
 	}
 }
+
+func TestPlanCopies(t *testing.T) {
+	v1 := catalog("stable", map[string][]fbc.ChannelEntry{"stable": {{Name: "p.v1"}}})
+	unchanged := []CatalogChange{DiffCatalog("c", v1, v1, "x", "x")}
+	for _, tc := range []struct {
+		name    string
+		copy    *CopyPlan
+		changes bool
+		text    string
+	}{
+		{name: "mirror not checked (render)", text: "Mirror: 3 image(s) in the image set (mirror/mapping.txt).\n"},
+		{name: "mirror complete", copy: &CopyPlan{Present: 3}, text: "; 0 to copy (0 B at most), 3 present.\n"},
+		{name: "mirror lacks an image: a change", copy: &CopyPlan{Present: 2, Bytes: 3 << 20, Images: []ImageCopy{{Source: "q/a@sha256:1", Destination: "m/q/a:t", Bytes: 3 << 20}}},
+			changes: true, text: "; 1 to copy (3.0 MiB at most), 2 present.\n  copy q/a@sha256:1 -> m/q/a:t (3.0 MiB)\n"},
+		{name: "mirror unreachable: a warning, not a change", copy: &CopyPlan{Unchecked: "dial tcp: refused", Images: []ImageCopy{{Source: "q/a@sha256:1", Destination: "m/q/a:t"}}},
+			text: "; not checked against the mirror (dial tcp: refused).\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Plan{Catalogs: unchanged, Images: 3, Copy: tc.copy}
+			if got := p.HasChanges(); got != tc.changes {
+				t.Errorf("HasChanges = %v, want %v", got, tc.changes)
+			}
+			var b bytes.Buffer
+			if err := p.WriteText(&b); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), tc.text) {
+				t.Errorf("plan text lacks %q:\n%s", tc.text, b.String())
+			}
+		})
+	}
+}

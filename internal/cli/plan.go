@@ -81,6 +81,19 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 	return &planned{cfg: cfg, plan: plan, res: res, obs: obs, previous: previous}, nil
 }
 
+// checkMirror asks the mirror what it lacks, for diff and --dry-run. A
+// mirror that cannot be asked (a laptop outside the disconnected network)
+// is a warning: the catalog part of the plan still stands.
+func (p *planned) checkMirror(ctx context.Context, errOut io.Writer) {
+	if p.res.Mirror == nil {
+		return
+	}
+	p.plan.Copy = p.obs.CheckMirror(ctx, p.res.Mirror)
+	if p.plan.Copy.Unchecked != "" {
+		fmt.Fprintf(errOut, "warning: %s; images to copy are not counted as changes\n", p.plan.Copy.Unchecked)
+	}
+}
+
 func writePlan(w io.Writer, plan *reconcile.Plan, format outputFormat) error {
 	switch format {
 	case outputJSON, outputYAML:
@@ -119,6 +132,7 @@ files that would change. Exit codes follow kubectl diff: 0 nothing to do,
 			if err != nil {
 				return diffFailure(err)
 			}
+			p.checkMirror(cmd.Context(), cmd.ErrOrStderr())
 			if err := writePlan(cmd.OutOrStdout(), p.plan, output); err != nil {
 				return diffFailure(err)
 			}

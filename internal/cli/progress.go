@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	engine "github.com/ferry-gitops/ferry/internal/mirror"
+	"github.com/ferry-gitops/ferry/reconcile"
 )
 
 // progress shows a copy's progress: a bar redrawn in place on a terminal
@@ -87,7 +88,7 @@ func (p *progress) loop() {
 				fmt.Fprintf(p.w, "\r\033[K%s", p.line(40))
 			} else {
 				slog.Info("mirroring", "images", p.images.Load(), "of", p.total, "failed", p.failed.Load(),
-					"sent", humanBytes(p.bytes.Load()), "rate", p.rate())
+					"sent", reconcile.FormatBytes(p.bytes.Load()), "rate", p.rate())
 			}
 		}
 	}
@@ -108,7 +109,7 @@ func (p *progress) line(width int) string {
 	if f := p.failed.Load(); f > 0 {
 		s += fmt.Sprintf(" · %d failed", f)
 	}
-	return s + fmt.Sprintf(" · %s sent · %s · %s", humanBytes(p.bytes.Load()), p.rate(), time.Since(p.start).Round(time.Second))
+	return s + fmt.Sprintf(" · %s sent · %s · %s", reconcile.FormatBytes(p.bytes.Load()), p.rate(), time.Since(p.start).Round(time.Second))
 }
 
 func (p *progress) rate() string {
@@ -116,7 +117,7 @@ func (p *progress) rate() string {
 	if secs <= 0 {
 		return "0 B/s"
 	}
-	return humanBytes(int64(float64(p.bytes.Load())/secs)) + "/s"
+	return reconcile.FormatBytes(int64(float64(p.bytes.Load())/secs)) + "/s"
 }
 
 // stop ends the reporting; the bar's last state stays on screen. A nil

@@ -63,6 +63,7 @@ is done). With --dry-run it prints the plan and changes nothing anywhere.`,
 				return err
 			}
 			if f.DryRun {
+				p.checkMirror(cmd.Context(), cmd.ErrOrStderr())
 				return writePlan(cmd.OutOrStdout(), p.plan, output)
 			}
 			return f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p)
@@ -157,7 +158,7 @@ func writeOutcome(w io.Writer, out *reconcile.Outcome) {
 		s := rep.Stats
 		fmt.Fprintf(w, "Mirror: %d image(s): %d present, %d copied, %d failed; blobs %d uploaded (%s), %d mounted, %d present; %s.\n",
 			s.Images, s.ImagesPresent, s.ImagesCopied, s.ImagesFailed,
-			s.BlobsUploaded, humanBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsPresent, rep.Duration.Round(1e7))
+			s.BlobsUploaded, reconcile.FormatBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsPresent, rep.Duration.Round(1e7))
 	}
 	for _, c := range out.Catalogs {
 		switch {
@@ -267,17 +268,4 @@ func saveHints(file string, reps ...*engine.Report) {
 	if err != nil {
 		slog.Warn("could not keep blob locations for the next run", "file", file, "err", err)
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

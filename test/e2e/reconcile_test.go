@@ -71,6 +71,10 @@ spec:
 	writeSpec(t, work, body+"    - name: nfs-provisioner-operator\n")
 	git("commit", "-q", "-am", "add nfs-provisioner-operator")
 	broken := breakNewImage(t, src, work, auth)
+	stdout, stderr, code = ferry(t, "diff", work, "-a", auth)
+	if code != 1 || !strings.Contains(stdout, "copy "+broken.image+" -> ") || !strings.Contains(stdout, "to copy (") {
+		t.Errorf("diff does not list the images the mirror lacks: exit %d\n%s\n%s", code, stdout, stderr)
+	}
 	stdout, stderr, code = ferry(t, reconcileArgs...)
 	if code != 1 {
 		t.Fatalf("reconcile with a broken image: exit %d, want 1\n%s\n%s", code, stdout, stderr)
@@ -99,6 +103,9 @@ spec:
 	// 4. Nothing to do: no write to the mirror, no commit.
 	head := git("rev-parse", "HEAD")
 	off := dst.LogSize(t)
+	if stdout, stderr, code := ferry(t, "diff", work, "-a", auth); code != 0 || !strings.Contains(stdout, "; 0 to copy") {
+		t.Errorf("diff after convergence: exit %d, want 0\n%s\n%s", code, stdout, stderr)
+	}
 	stdout, stderr, code = ferry(t, reconcileArgs...)
 	if code != 0 {
 		t.Fatalf("no-op reconcile: exit %d\n%s\n%s", code, stdout, stderr)
