@@ -57,7 +57,7 @@ func applyDefaults(c *Config) {
 // stands in.
 func defaultTarget(cat *Catalog, m *MirrorSpec) string {
 	if IsLocalSource(cat.Spec.Source) {
-		return m.Destination("catalogs/"+cat.Metadata.Name) + ":latest"
+		return m.Destination("", "catalogs/"+cat.Metadata.Name) + ":latest"
 	}
 	repoAndTag, _, _ := strings.Cut(cat.Spec.Source, "@")
 	tag := cat.Metadata.Name
@@ -68,15 +68,19 @@ func defaultTarget(cat *Catalog, m *MirrorSpec) string {
 	if err != nil {
 		return "" // reported by validation of spec.source
 	}
-	return m.Destination(repo.RepositoryStr()) + ":" + tag
+	return m.Destination(repo.RegistryStr(), repo.RepositoryStr()) + ":" + tag
 }
 
-// Destination is where an image from source repository path repoPath (the
-// path without the source host) lands in this mirror: the registry, its
-// namespace, then the path, with components past MaxPathComponents joined
-// by "-".
-func (m *MirrorSpec) Destination(repoPath string) string {
+// Destination is where an image from repository path repoPath of source
+// registry srcHost lands in this mirror: the registry, its namespace, the
+// source host when KeepSourceRegistry is set (":" spelled "-", which a path
+// cannot hold), then the path, with components past MaxPathComponents
+// joined by "-".
+func (m *MirrorSpec) Destination(srcHost, repoPath string) string {
 	host, ns, _ := strings.Cut(m.Registry, "/")
+	if m.KeepSourceRegistry && srcHost != "" {
+		repoPath = strings.ReplaceAll(strings.ToLower(srcHost), ":", "-") + "/" + repoPath
+	}
 	var comps []string
 	for _, c := range strings.Split(path.Join(ns, repoPath), "/") {
 		if c != "" {

@@ -117,16 +117,20 @@ func TestDestination(t *testing.T) {
 		max      int
 		repo     string
 		want     string
+		keep     bool
 	}{
-		{"mirror.example.com", 0, "redhat/redhat-operator-index", "mirror.example.com/redhat/redhat-operator-index"},
-		{"mirror.example.com:5000/olm", 0, "a/b/c", "mirror.example.com:5000/olm/a/b/c"},
-		{"mirror.example.com/olm", 2, "a/b/c", "mirror.example.com/olm/a-b-c"},
-		{"mirror.example.com/olm", 3, "a/b/c", "mirror.example.com/olm/a/b-c"},
-		{"mirror.example.com", 2, "a", "mirror.example.com/a"},
-		{"mirror.example.com", 1, "a/b", "mirror.example.com/a-b"},
+		{"mirror.example.com", 0, "redhat/redhat-operator-index", "mirror.example.com/redhat/redhat-operator-index", false},
+		{"mirror.example.com:5000/olm", 0, "a/b/c", "mirror.example.com:5000/olm/a/b/c", false},
+		{"mirror.example.com/olm", 2, "a/b/c", "mirror.example.com/olm/a-b-c", false},
+		{"mirror.example.com/olm", 3, "a/b/c", "mirror.example.com/olm/a/b-c", false},
+		{"mirror.example.com", 2, "a", "mirror.example.com/a", false},
+		{"mirror.example.com", 1, "a/b", "mirror.example.com/a-b", false},
+		{"mirror.example.com/olm", 0, "netapp/trident", "mirror.example.com/olm/quay.io/netapp/trident", true},
+		{"mirror.example.com/olm", 3, "netapp/trident", "mirror.example.com/olm/quay.io/netapp-trident", true},
+		{"mirror.example.com", 0, "a/b", "mirror.example.com/quay.io/a/b", true},
 	} {
-		m := MirrorSpec{Registry: tc.registry, MaxPathComponents: tc.max}
-		if got := m.Destination(tc.repo); got != tc.want {
+		m := MirrorSpec{Registry: tc.registry, MaxPathComponents: tc.max, KeepSourceRegistry: tc.keep}
+		if got := m.Destination("quay.io", tc.repo); got != tc.want {
 			t.Errorf("Destination(%q, %q, max %d) = %q, want %q", tc.registry, tc.repo, tc.max, got, tc.want)
 		}
 	}

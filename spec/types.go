@@ -179,6 +179,13 @@ type MirrorSpec struct {
 	// limit repository depth: components past the limit are joined with
 	// "-", as `oc adm catalog mirror --max-components` does. 0: no limit.
 	MaxPathComponents int `json:"maxPathComponents,omitempty"`
+	// KeepSourceRegistry puts the source registry's host in destination
+	// paths (registry/namespace/quay.io/org/repo), like skopeo sync
+	// --scoped. Without it the host is dropped, as oc does, and two
+	// registries serving one path (quay.io/netapp/trident and
+	// registry.connect.redhat.com/netapp/trident, both in the certified
+	// catalog) collide: an error before anything is copied.
+	KeepSourceRegistry bool `json:"keepSourceRegistry,omitempty"`
 	// Platforms are the children of multi-arch images to copy, as
 	// os/arch[/variant]; empty copies all. Manifest-list digests are
 	// preserved either way.

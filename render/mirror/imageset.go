@@ -146,7 +146,7 @@ func (e *CollisionError) Error() string {
 	if e.Tag {
 		return fmt.Sprintf("destination %s would receive different images from %s", e.Destination, strings.Join(e.Sources, " and "))
 	}
-	hint := "they differ only in their registry, which destinations drop: block all but one (blockedImages)"
+	hint := "they differ only in their registry, which destinations drop: set keepSourceRegistry, or block all but one (blockedImages)"
 	for _, s := range e.Sources[1:] {
 		if pathOf(s) != pathOf(e.Sources[0]) {
 			hint = "maxPathComponents joins their paths: raise it, or block all but one (blockedImages)"
@@ -379,7 +379,7 @@ func Build(in Input) (*Set, error) {
 			img.InPlace = true
 			img.DestinationRepository = r.repo
 		} else {
-			img.DestinationRepository = m.Destination(r.path)
+			img.DestinationRepository = m.Destination(r.host, r.path)
 		}
 		switch {
 		case r.tag != "":

@@ -200,3 +200,28 @@ func BenchmarkLargeCatalog(b *testing.B) {
 		}
 	}
 }
+
+// TestLargeCatalogKeepSourceRegistry: with the source host kept in
+// destination paths, the certified catalog has no collision and nothing
+// needs blocking.
+func TestLargeCatalogKeepSourceRegistry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the large catalog")
+	}
+	in, _ := largeInput(t)
+	in.Mirror.BlockedImages = nil
+	in.Mirror.KeepSourceRegistry = true
+	set, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range set.Images {
+		host, _, _ := strings.Cut(img.Repository, "/")
+		if !img.InPlace && !strings.HasPrefix(img.DestinationRepository, "mirror.example.com:5000/ferry/"+host+"/") {
+			t.Errorf("%s -> %s: the source host is not in the destination", img.Source, img.Destination)
+		}
+	}
+	if len(set.Blocked) != 0 {
+		t.Errorf("%d images blocked", len(set.Blocked))
+	}
+}
