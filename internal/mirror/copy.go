@@ -557,8 +557,9 @@ func each[T any](items []T, fn func(T) error) error {
 }
 
 // copyBlob puts one blob into n.dstRepo: nothing when the run already saw
-// it there, else a HEAD, then a mount from a repository that got it earlier
-// in the run, else an upload streamed from the source.
+// it there, else a mount from a repository that holds it (learned this run,
+// a hint, or the destination repository itself), else an upload streamed
+// from the source in the session the refused mount opened.
 func (c *copier) copyBlob(ctx context.Context, n node, d v1.Descriptor) error {
 	digest := d.Digest.String()
 	cl, err := n.dst.blobs.claim(ctx, digest, n.dstRepo.RepositoryStr())
@@ -574,26 +575,33 @@ func (c *copier) copyBlob(ctx context.Context, n node, d v1.Descriptor) error {
 	// taken only while the blob streams (most blobs are found or mounted
 	// without reading the source at all).
 	err = c.op(ctx, []*endpoint{n.dst}, func(ctx context.Context) error {
-		rec := &recorder{digest: digest}
+		// No HEAD: the mount request asks the same question. Mounting
+		// from the destination repository itself answers 201 when the
+		// blob is there already (a resumed run) and opens the upload
+		// session otherwise, so a blob costs one request when present or
+		// mountable and two when uploaded, instead of one more each.
+		rec := &recorder{digest: digest, skipHead: true}
 		ctx = withRecorder(ctx, rec)
 		src := &sourceBlob{ctx: ctx, puller: n.src.puller, ref: n.srcRepo.Digest(digest), desc: d}
 		if n.src != n.dst {
 			src.slot = n.src
 		}
 		defer src.release()
-		var l v1.Layer = src
 		from := cl.from
 		if from == "" && n.src == n.dst && n.srcRepo.RepositoryStr() != n.dstRepo.RepositoryStr() {
 			// Copying within one registry: the source repository has it.
 			from = n.srcRepo.RepositoryStr()
 		}
-		if from != "" {
-			l = &remote.MountableLayer{Layer: l, Reference: n.dstRepo.Registry.Repo(from).Digest(digest)}
+		if from == "" {
+			from = n.dstRepo.RepositoryStr()
 		}
+		l := &remote.MountableLayer{Layer: src, Reference: n.dstRepo.Registry.Repo(from).Digest(digest)}
 		if err := n.dst.pusher.Upload(ctx, n.dstRepo, l); err != nil {
 			return err
 		}
 		switch {
+		case rec.mounted.Load() && from == n.dstRepo.RepositoryStr():
+			action = BlobPresent
 		case rec.mounted.Load():
 			action = BlobMounted
 		case rec.committed.Load():

@@ -163,6 +163,10 @@ type recorder struct {
 	// digest is the blob being transferred; it lets the transport turn
 	// go-containerregistry's PATCH + PUT into one PUT (see coalesce).
 	digest string
+	// skipHead answers go-containerregistry's existence check of the blob
+	// (HEAD) with a 404 without sending it; the mount request that follows
+	// answers the same question (see copyBlob).
+	skipHead bool
 
 	present   atomic.Bool  // HEAD of the blob answered 200
 	mounted   atomic.Bool  // POST ?mount= answered 201
@@ -221,7 +225,17 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp, ok, err := t.coalesce(req); ok {
 		return resp, err
 	}
+	if rec, _ := req.Context().Value(recorderKey{}).(*recorder); rec != nil && rec.skipHead && isBlobHead(req) {
+		return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+	}
 	return t.retry(req)
+}
+
+// isBlobHead reports whether req asks whether a blob exists.
+func isBlobHead(req *http.Request) bool {
+	p := req.URL.Path
+	return req.Method == http.MethodHead && strings.Contains(p, "/blobs/") && !strings.Contains(p, "/blobs/uploads/")
 }
 
 // committedParam marks the upload location handed back to
@@ -497,7 +511,7 @@ func (t *retryTransport) attempt(req *http.Request) (*http.Response, error) {
 func record(rec *recorder, req *http.Request, status int) {
 	p := req.URL.Path
 	switch {
-	case req.Method == http.MethodHead && strings.Contains(p, "/blobs/") && !strings.Contains(p, "/blobs/uploads/"):
+	case isBlobHead(req):
 		if status == http.StatusOK {
 			rec.present.Store(true)
 		}
