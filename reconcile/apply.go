@@ -222,7 +222,12 @@ func (o *Observer) push(ctx context.Context, img BuiltImage) (bool, error) {
 	if d, err := remote.Head(ref, o.Registry.Remote(ref, remote.WithContext(ctx))...); err == nil && d.Digest.String() == img.Digest {
 		return false, nil
 	}
-	if err := remote.Push(ref, img.Image, o.Registry.Remote(ref, remote.WithContext(ctx))...); err != nil {
+	// One layer at a time: base layers read from another repository of
+	// the same registry are mounted, and go-containerregistry's writer
+	// replaces its HTTP client when it adds a mount source's scope while
+	// concurrent layer uploads use it (a data race). A catalog image has a
+	// handful of layers.
+	if err := remote.Push(ref, img.Image, o.Registry.Remote(ref, remote.WithContext(ctx), remote.WithJobs(1))...); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -106,6 +106,47 @@ type endpoint struct {
 
 	blobs     blobTable
 	manifests flights
+	repos     sync.Map // repository path -> *repoGate
+}
+
+// repoGate serialises what go-containerregistry's per-repository writer
+// cannot take concurrently. The Pusher shares one writer per repository,
+// and an upload mounting from a repository the writer has no token scope
+// for yet replaces the writer's HTTP client and scope list
+// (remote.writer.maybeUpdateScopes), racing every other request on that
+// writer. Such an upload runs alone; every other request on the repository
+// (uploads, self-mounts, manifest puts) shares the gate.
+type repoGate struct {
+	rw     sync.RWMutex
+	mu     sync.Mutex
+	scoped map[string]bool // mount sources already in the writer's scopes
+}
+
+func (e *endpoint) gate(repo string) *repoGate {
+	g, _ := e.repos.LoadOrStore(repo, &repoGate{scoped: map[string]bool{}})
+	return g.(*repoGate)
+}
+
+// enter admits a request on repo that may mount from from ("" or repo
+// itself: no mount source to add). The returned func ends it; ok says
+// whether the writer got past its scope update (then from is scoped).
+func (g *repoGate) enter(repo, from string) func(ok bool) {
+	g.mu.Lock()
+	fresh := from != "" && from != repo && !g.scoped[from]
+	g.mu.Unlock()
+	if !fresh {
+		g.rw.RLock()
+		return func(bool) { g.rw.RUnlock() }
+	}
+	g.rw.Lock()
+	return func(ok bool) {
+		if ok {
+			g.mu.Lock()
+			g.scoped[from] = true
+			g.mu.Unlock()
+		}
+		g.rw.Unlock()
+	}
 }
 
 // workers is how many images are in flight: enough that every registry's
@@ -596,7 +637,10 @@ func (c *copier) copyBlob(ctx context.Context, n node, d v1.Descriptor) error {
 			from = n.dstRepo.RepositoryStr()
 		}
 		l := &remote.MountableLayer{Layer: src, Reference: n.dstRepo.Registry.Repo(from).Digest(digest)}
-		if err := n.dst.pusher.Upload(ctx, n.dstRepo, l); err != nil {
+		leave := n.dst.gate(n.dstRepo.RepositoryStr()).enter(n.dstRepo.RepositoryStr(), from)
+		err := n.dst.pusher.Upload(ctx, n.dstRepo, l)
+		leave(err == nil || rec.mounted.Load() || rec.committed.Load())
+		if err != nil {
 			return err
 		}
 		switch {
@@ -643,6 +687,8 @@ func (c *copier) put(ctx context.Context, n node, m *remote.Descriptor) error {
 	}
 	raw := rawManifest{raw: m.Manifest, mediaType: manifestMediaType(m)}
 	err := c.op(ctx, []*endpoint{n.dst}, func(ctx context.Context) error {
+		leave := n.dst.gate(n.dstRepo.RepositoryStr()).enter(n.dstRepo.RepositoryStr(), "")
+		defer leave(true)
 		return n.dst.pusher.Put(ctx, ref, raw)
 	})
 	if err != nil {
