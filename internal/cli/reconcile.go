@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-gitops/ferry/gitsync"
+	"github.com/ferry-gitops/ferry/internal/airgap"
 	engine "github.com/ferry-gitops/ferry/internal/mirror"
 	"github.com/ferry-gitops/ferry/reconcile"
 )
@@ -26,6 +27,8 @@ type reconcileFlags struct {
 	MaxPerRegistry int
 	CacheDir       string
 	Progress       string
+	ToArchive      string
+	Since          []string
 }
 
 func newReconcileCmd() *cobra.Command {
@@ -46,12 +49,21 @@ applies it in a safe order:
 
 Exit 0 when converged, 1 when anything failed (every failed image is listed;
 the next run picks up where this one stopped), 2 for invalid input (nothing
-is done). With --dry-run it prints the plan and changes nothing anywhere.`,
+is done). With --dry-run it prints the plan and changes nothing anywhere.
+
+Air gap: --to-archive PATH (a directory, or a tar when PATH ends in .tar)
+writes the images the mirror would receive, the built catalog images and the
+render into an OCI layout instead, touching neither the mirror nor DIR;
+--since EARLIER leaves out what an earlier archive carried. On the
+disconnected side, ferry import PATH pushes it into the mirror.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := dirArg(args)
 			if err != nil {
 				return err
+			}
+			if len(f.Since) > 0 && f.ToArchive == "" {
+				return &usageError{errors.New("--since needs --to-archive")}
 			}
 			switch f.Progress {
 			case "auto", "always", "never":
@@ -66,6 +78,9 @@ is done). With --dry-run it prints the plan and changes nothing anywhere.`,
 				p.checkMirror(cmd.Context(), cmd.ErrOrStderr())
 				return writePlan(cmd.OutOrStdout(), p.plan, output)
 			}
+			if f.ToArchive != "" {
+				return f.export(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), p)
+			}
 			return f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p)
 		},
 	}
@@ -75,6 +90,8 @@ is done). With --dry-run it prints the plan and changes nothing anywhere.`,
 	cmd.Flags().BoolVar(&f.Commit, "commit", true, "commit the render directory when DIR is in a git work tree")
 	cmd.Flags().IntVar(&f.MaxPerRegistry, "max-per-registry", engine.DefaultOptions(nil).Concurrency, "operations in flight per registry while mirroring")
 	cmd.Flags().StringVar(&f.CacheDir, "cache-dir", defaultCacheDir(), "where blob locations seen in the mirror are kept between runs (an optimisation only)")
+	cmd.Flags().StringVar(&f.ToArchive, "to-archive", "", "mirror to disk: write the image set, catalog images and render to this OCI layout directory or .tar instead of the mirror")
+	cmd.Flags().StringSliceVar(&f.Since, "since", nil, "with --to-archive: an earlier archive whose content is left out (incremental; the newest is enough)")
 	cmd.Flags().StringVar(&f.Progress, "progress", "auto", "mirroring progress: auto (bars on a terminal, log lines otherwise), always (bars) or never")
 	return cmd
 }
@@ -123,24 +140,12 @@ func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, di
 			fmt.Fprintf(stderr, "held back: Catalog/%s keeps its previous render: %s\n", c.Name, c.Held)
 		}
 	}
-	renderDir := filepath.Join(dir, f.RenderDir)
+	var files map[string][]byte // nil: nothing changed, leave the render as it is
 	if p.plan.HasChanges() || held != nil {
-		if err := writeFiles(renderDir, out.Files); err != nil {
-			return err
-		}
+		files = out.Files
 	}
-	if f.Commit {
-		c, cerr := gitsync.Commit(dir, renderDir, commitMessage(p.plan, held))
-		switch {
-		case errors.Is(cerr, gitsync.ErrNotWorkTree):
-			fmt.Fprintf(stdout, "Render: %s written; not a git work tree, nothing committed.\n", renderDir)
-		case cerr != nil:
-			return fmt.Errorf("commit %s: %w", renderDir, cerr)
-		case c.Hash.IsZero():
-			fmt.Fprintf(stdout, "Render: %s unchanged; nothing to commit.\n", renderDir)
-		default:
-			fmt.Fprintf(stdout, "Render: committed %d file(s) in %s as %s.\n", len(c.Files), renderDir, c.Hash.String()[:12])
-		}
+	if err := f.writeRender(stdout, dir, files, commitMessage(p.plan, held)); err != nil {
+		return err
 	}
 	fmt.Fprintln(stdout, clusterStep())
 	if held != nil {
@@ -149,16 +154,67 @@ func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, di
 	return nil
 }
 
+// writeRender writes files (nil: leave the render directory as it is) into
+// DIR's render directory and commits it when DIR is in a git work tree.
+func (f *reconcileFlags) writeRender(stdout io.Writer, dir string, files map[string][]byte, message string) error {
+	renderDir := filepath.Join(dir, f.RenderDir)
+	if files != nil {
+		if err := writeFiles(renderDir, files); err != nil {
+			return err
+		}
+	}
+	if !f.Commit {
+		return nil
+	}
+	c, err := gitsync.Commit(dir, renderDir, message)
+	switch {
+	case errors.Is(err, gitsync.ErrNotWorkTree):
+		fmt.Fprintf(stdout, "Render: %s written; not a git work tree, nothing committed.\n", renderDir)
+	case err != nil:
+		return fmt.Errorf("commit %s: %w", renderDir, err)
+	case c.Hash.IsZero():
+		fmt.Fprintf(stdout, "Render: %s unchanged; nothing to commit.\n", renderDir)
+	default:
+		fmt.Fprintf(stdout, "Render: committed %d file(s) in %s as %s.\n", len(c.Files), renderDir, c.Hash.String()[:12])
+	}
+	return nil
+}
+
+// export is mirror-to-disk: the plan's images, catalogs and render go into
+// an archive; nothing else is written.
+func (f *reconcileFlags) export(ctx context.Context, stdout, stderr io.Writer, p *planned) error {
+	if err := p.plan.WriteText(stdout); err != nil {
+		return err
+	}
+	a := airgap.ExportOptions{Path: f.ToArchive, Since: f.Since, Concurrency: f.MaxPerRegistry, Log: slog.Default()}
+	if p.res.Mirror != nil {
+		if bar := newProgress(stderr, len(p.res.Mirror.CopyPairs()), f.Progress); bar != nil {
+			a.Reporter = bar
+			defer bar.stop()
+		}
+	}
+	rep, err := p.obs.Export(ctx, p.res, reconcile.ExportOptions{Archive: a})
+	if err != nil {
+		var ee *airgap.ExportError
+		if errors.As(err, &ee) {
+			for _, e := range ee.Failed {
+				fmt.Fprintf(stderr, "failed: %v\n", e)
+			}
+		}
+		return err
+	}
+	st := rep.Stats
+	fmt.Fprintf(stdout, "Archive: %s: %d image(s) (%d carried whole by an earlier archive); holds %d manifest(s) and %d blob(s), %s; left out %d blob(s), %s, carried before; %s.\n",
+		f.ToArchive, st.Images, st.Earlier, st.Manifests, st.Blobs, reconcile.FormatBytes(st.ManifestBytes+st.BlobBytes),
+		st.LeftOut, reconcile.FormatBytes(st.LeftOutBytes), rep.Duration.Round(1e7))
+	fmt.Fprintf(stdout, "Carry it across and run: ferry import %s [DIR]\n", filepath.Base(f.ToArchive))
+	return nil
+}
+
 // writeOutcome prints what was copied and pushed.
 func writeOutcome(w io.Writer, out *reconcile.Outcome) {
 	for _, rep := range []*engine.Report{out.Copy, out.CatalogCopy} {
-		if rep == nil {
-			continue
-		}
-		s := rep.Stats
-		fmt.Fprintf(w, "Mirror: %d image(s): %d present, %d copied, %d failed; blobs %d uploaded (%s), %d mounted, %d present; %s.\n",
-			s.Images, s.ImagesPresent, s.ImagesCopied, s.ImagesFailed,
-			s.BlobsUploaded, reconcile.FormatBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsPresent, rep.Duration.Round(1e7))
+		writeCopyReport(w, rep)
 	}
 	for _, c := range out.Catalogs {
 		switch {
@@ -170,6 +226,17 @@ func writeOutcome(w io.Writer, out *reconcile.Outcome) {
 			fmt.Fprintf(w, "Catalog/%s: %s already pushed\n", c.Name, c.Image)
 		}
 	}
+}
+
+// writeCopyReport prints a copy engine report's summary line.
+func writeCopyReport(w io.Writer, rep *engine.Report) {
+	if rep == nil {
+		return
+	}
+	s := rep.Stats
+	fmt.Fprintf(w, "Mirror: %d image(s): %d present, %d copied, %d failed; blobs %d uploaded (%s), %d mounted, %d present; %s.\n",
+		s.Images, s.ImagesPresent, s.ImagesCopied, s.ImagesFailed,
+		s.BlobsUploaded, reconcile.FormatBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsPresent, rep.Duration.Round(1e7))
 }
 
 // commitMessage summarises the reconcile for git log.

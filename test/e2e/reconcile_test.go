@@ -258,3 +258,95 @@ func breakNewImage(t *testing.T, src *testenv.Registry, work, auth string) broke
 	t.Fatal("no new image of nfs-provisioner-operator in the next mapping")
 	return brokenImage{}
 }
+
+// TestReconcileAirGap carries a catalog across an air gap with the CLI:
+// reconcile --to-archive on the connected side (the mirror is not
+// touched), ferry import on the disconnected side (the source is not
+// touched), then an incremental archive holding only what is new, and a
+// corrupt archive refused before anything is pushed.
+func TestReconcileAirGap(t *testing.T) {
+	src, w := communityWorld(t, "kubevirt-wol", "nfs-provisioner-operator")
+	dst := testenv.StartRegistry(t, testenv.RegistryOptions{Auth: true})
+	auth := testenv.AuthFile(t, dst)
+	connected, disconnected, media := t.TempDir(), t.TempDir(), t.TempDir()
+	gitIn(t, disconnected)("init", "-q", "-b", "main")
+	body := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: Mirror
+metadata:
+  name: lab
+spec:
+  registry: %s/ocp
+---
+apiVersion: ferry.dev/v1alpha1
+kind: Catalog
+metadata:
+  name: community
+spec:
+  source: %s
+  packages:
+    - name: kubevirt-wol
+`, dst.Host, w.CatalogTag)
+	writeSpec(t, connected, body)
+	one, two := filepath.Join(media, "one.tar"), filepath.Join(media, "two.tar")
+
+	export := func(archive string, extra ...string) string {
+		t.Helper()
+		off := dst.LogSize(t)
+		stdout, stderr, code := ferry(t, append([]string{"reconcile", connected, "--to-archive", archive, "--progress", "never"}, extra...)...)
+		if code != 0 {
+			t.Fatalf("reconcile --to-archive: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+		if counts, lines := dst.Requests(t, off); len(lines) != 0 {
+			t.Errorf("mirror to disk contacted the mirror: %v", counts)
+		}
+		if _, err := os.Stat(filepath.Join(connected, "rendered")); err == nil {
+			t.Error("mirror to disk wrote the render directory")
+		}
+		return stdout
+	}
+	importArchive := func(archive string) {
+		t.Helper()
+		off := src.LogSize(t)
+		stdout, stderr, code := ferry(t, "import", archive, disconnected, "-a", auth, "--progress", "never")
+		if code != 0 {
+			t.Fatalf("import: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+		if counts, lines := src.Requests(t, off); len(lines) != 0 {
+			t.Errorf("disk to mirror contacted the source: %v", counts)
+		}
+		if !strings.Contains(stdout, "Render: committed") {
+			t.Errorf("import output:\n%s", stdout)
+		}
+		verifyMirror(t, dst, disconnected)
+	}
+
+	export(one)
+	importArchive(one)
+
+	writeSpec(t, connected, body+"    - name: nfs-provisioner-operator\n")
+	stdout := export(two, "--since", one)
+	if !strings.Contains(stdout, "carried before") || strings.Contains(stdout, "left out 0 blob(s)") {
+		t.Errorf("the second archive left nothing out:\n%s", stdout)
+	}
+	importArchive(two)
+	if _, err := os.Stat(filepath.Join(disconnected, "rendered/catalogs/community/configs/nfs-provisioner-operator")); err != nil {
+		t.Errorf("the second import did not bring the new package's render: %v", err)
+	}
+
+	// A truncated archive: refused whole, exit 2, nothing sent to the mirror.
+	b, err := os.ReadFile(two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(media, "broken.tar")
+	if err := os.WriteFile(broken, b[:len(b)*2/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	off := dst.LogSize(t)
+	if _, stderr, code := ferry(t, "import", broken, disconnected, "-a", auth, "--progress", "never"); code != 2 {
+		t.Errorf("import of a truncated archive: exit %d, want 2\n%s", code, stderr)
+	}
+	if counts, _ := dst.Requests(t, off); testenv.Writes(counts) != 0 {
+		t.Errorf("a truncated archive wrote to the mirror: %v", counts)
+	}
+}
