@@ -32,6 +32,9 @@ Exit 0 done, 1 failed (every failed image listed; run it again to resume),
 2 invalid input (a truncated or corrupt archive: nothing was pushed).`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkProgress(f.Progress); err != nil {
+				return err
+			}
 			dir := ""
 			if len(args) == 2 {
 				d, err := dirArg(args[1:])

@@ -65,10 +65,8 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 			if len(f.Since) > 0 && f.ToArchive == "" {
 				return &usageError{errors.New("--since needs --to-archive")}
 			}
-			switch f.Progress {
-			case "auto", "always", "never":
-			default:
-				return &usageError{fmt.Errorf("--progress %q: use auto, always or never", f.Progress)}
+			if err := checkProgress(f.Progress); err != nil {
+				return err
 			}
 			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
 			if err != nil {
@@ -94,6 +92,15 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 	cmd.Flags().StringSliceVar(&f.Since, "since", nil, "with --to-archive: an earlier archive whose content is left out (incremental; the newest is enough)")
 	cmd.Flags().StringVar(&f.Progress, "progress", "auto", "mirroring progress: auto (bars on a terminal, log lines otherwise), always (bars) or never")
 	return cmd
+}
+
+// checkProgress validates --progress.
+func checkProgress(mode string) error {
+	switch mode {
+	case "auto", "always", "never":
+		return nil
+	}
+	return &usageError{fmt.Errorf("--progress %q: use auto, always or never", mode)}
 }
 
 func defaultCacheDir() string {
