@@ -3,7 +3,6 @@ package airgap
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -74,13 +73,7 @@ func catalogSubset(t testing.TB, archive string, packages []string) fs.FS {
 // each know only their own.
 func authClient(t testing.TB, r *testenv.Registry) *registry.Client {
 	t.Helper()
-	cfg := map[string]any{"auths": map[string]any{r.Host: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(r.Creds()))}}}
-	b, _ := json.Marshal(cfg)
-	f := filepath.Join(t.TempDir(), "config.json")
-	if err := os.WriteFile(f, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := registry.New(registry.Options{AuthFile: f})
+	c, err := registry.New(registry.Options{AuthFile: testenv.AuthFile(t, r)})
 	if err != nil {
 		t.Fatal(err)
 	}
