@@ -414,11 +414,22 @@ func TestMirrorKilledRunConverges(t *testing.T) {
 	pairs := e.pairs(e.src.Host)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var blobs atomic.Int64
+	// Killed once half the blobs are in and at least one image is
+	// complete: without a HEAD per blob, blobs of many images finish
+	// before any manifest is put, and a kill at half the blobs alone can
+	// land before the first image is done.
+	var blobs, images atomic.Int64
+	var once sync.Once
 	opts := e.options()
 	opts.Reporter = ReporterFunc(func(ev Event) {
-		if ev.Kind == EventBlob && blobs.Add(1) == int64(e.world.Stats.Blobs/2) {
-			cancel()
+		switch ev.Kind {
+		case EventBlob:
+			blobs.Add(1)
+		case EventImage:
+			images.Add(1)
+		}
+		if blobs.Load() >= int64(e.world.Stats.Blobs/2) && images.Load() > 0 {
+			once.Do(cancel)
 		}
 	})
 	rep1, err := Copy(ctx, pairs, opts)
