@@ -169,12 +169,12 @@ func TestExportImport(t *testing.T) {
 			}
 
 			// Import: the source is never contacted.
-			f.src.log.reset()
+			f.src.Log.Reset()
 			irep, files, err := Import(t.Context(), path, ImportOptions{Remotes: anonymousClient(t), Concurrency: 4})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := f.src.log.snapshot(); len(got) != 0 {
+			if got := f.src.Log.Lines(); len(got) != 0 {
 				t.Errorf("import sent %d requests to the source: %v", len(got), got)
 			}
 			if diff := cmp.Diff(f.files, files); diff != "" {
@@ -191,13 +191,13 @@ func TestExportImport(t *testing.T) {
 			}
 
 			// Again: every image present, one HEAD each, nothing written.
-			dst.log.reset()
+			dst.Log.Reset()
 			irep, _, err = Import(t.Context(), path, ImportOptions{Remotes: anonymousClient(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if irep.Stats.ImagesPresent != len(wantImages) || dst.log.count("HEAD") != len(wantImages) || len(dst.log.snapshot()) != len(wantImages)+1 {
-				t.Errorf("second import: %+v; requests %v", irep.Stats, dst.log.snapshot())
+			if irep.Stats.ImagesPresent != len(wantImages) || dst.Log.Count("HEAD") != len(wantImages) || len(dst.Log.Lines()) != len(wantImages)+1 {
+				t.Errorf("second import: %+v; requests %v", irep.Stats, dst.Log.Lines())
 			}
 		})
 	}
@@ -300,11 +300,11 @@ func exportTwice(t *testing.T, f *fixture, dst *memRegistry, since string) *twoA
 	x.second = filepath.Join(dir, "second.tar")
 	opts := exportOpts(t, f, x.second, dst.Host)
 	opts.Since = []string{sincePath}
-	f.src.log.reset()
+	f.src.Log.Reset()
 	if x.rep2, err = Export(t.Context(), x.pairs2, opts); err != nil {
 		t.Fatal(err)
 	}
-	x.sourceRequests = f.src.log.snapshot()
+	x.sourceRequests = f.src.Log.Lines()
 	return x
 }
 
@@ -377,11 +377,11 @@ func TestExportIncremental(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, l := range rec.LeftOut {
-				if !dst.holdsBlob(l.Repository, l.Digest) {
+				if !holdsBlob(dst, l.Repository, l.Digest) {
 					t.Errorf("left-out %s: the record says %s holds it, but it does not", l.Digest, l.Repository)
 				}
 			}
-			dst.log.reset()
+			dst.Log.Reset()
 			irep, _, err := Import(t.Context(), x.second, ImportOptions{Remotes: anonymousClient(t)})
 			if err != nil {
 				t.Fatal(err)
@@ -390,7 +390,7 @@ func TestExportIncremental(t *testing.T) {
 			if s.ImagesCopied != 1 || s.ImagesPresent != 5 || s.BlobsUploaded != 2 || s.BytesUploaded != newBytes || s.BlobsMounted != len(appLayers) {
 				t.Errorf("second import: %+v; want 1 copied, 5 present, 2 blobs uploaded, %d mounted", s, len(appLayers))
 			}
-			if n := dst.log.count("PUT", "/blobs/uploads/"); n != 2 {
+			if n := dst.Log.Count("PUT", "/blobs/uploads/"); n != 2 {
 				t.Errorf("the mirror received %d blob uploads, want 2", n)
 			}
 			verifyImage(t, dst.Host+"/mirror/newcomer/app:v9", x.newDigest)

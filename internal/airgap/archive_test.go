@@ -316,13 +316,13 @@ func TestImportRejectsCorrupt(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.damage(t, p)
-			dst.log.reset()
+			dst.Log.Reset()
 			_, _, err := Import(t.Context(), p, ImportOptions{Remotes: anonymousClient(t)})
 			var ae *ArchiveError
 			if !errors.As(err, &ae) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
 				t.Fatalf("got %v; want an *ArchiveError for %s saying %q", err, p, tc.want)
 			}
-			if got := dst.log.snapshot(); len(got) != 0 {
+			if got := dst.Log.Lines(); len(got) != 0 {
 				t.Errorf("the mirror received %d requests from a broken archive: %v", len(got), got)
 			}
 		})
@@ -370,7 +370,7 @@ func TestExportRejectsBadInput(t *testing.T) {
 			if tc.opts != nil {
 				tc.opts(&opts)
 			}
-			f.src.log.reset()
+			f.src.Log.Reset()
 			_, err := Export(t.Context(), pairs, opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v; want an error saying %q", err, tc.want)
@@ -381,7 +381,7 @@ func TestExportRejectsBadInput(t *testing.T) {
 			if ents, _ := os.ReadDir(full); len(ents) != 1 {
 				t.Errorf("a refused export wrote into a directory: %v", ents)
 			}
-			if n := f.src.log.count("/blobs/"); n != 0 {
+			if n := f.src.Log.Count("/blobs/"); n != 0 {
 				t.Errorf("the source was read %d times", n)
 			}
 		})
@@ -430,13 +430,13 @@ func TestExportFailureLeavesNoArchive(t *testing.T) {
 			if err := os.WriteFile(stray, []byte("not what its name says"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			f.src.log.reset()
+			f.src.Log.Reset()
 			rep, err = Export(t.Context(), pairs[:3], exportOpts(t, f, path, dst.Host))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := f.src.log.count("GET", "/blobs/"); n != 0 {
-				t.Errorf("the resumed export read %d blobs again: %v", n, f.src.log.snapshot())
+			if n := f.src.Log.Count("GET", "/blobs/"); n != 0 {
+				t.Errorf("the resumed export read %d blobs again: %v", n, f.src.Log.Lines())
 			}
 			if _, err := os.Stat(stray); !os.IsNotExist(err) {
 				t.Error("a stray blob file was kept")

@@ -3,18 +3,11 @@ package airgap
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -23,110 +16,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-gitops/ferry/internal/registry"
+	"github.com/ferry-gitops/ferry/internal/testenv"
 )
 
-// memRegistry is go-containerregistry's in-memory registry on 127.0.0.1
-// behind a request log, so tests can say what a registry was asked. It
-// keeps blobs globally and has no cross-repository mount, which the copy
-// engine relies on (it asks with a mount, not a HEAD, whether a repository
-// holds a blob); a shim adds mounts the way distribution does them: a
-// blob mounts from a repository that received it.
-type memRegistry struct {
-	Host string
-	log  *requestLog
+// memRegistry is testenv's in-memory registry (mounts, request log).
+type memRegistry = testenv.MemRegistry
 
-	mu    sync.Mutex
-	blobs map[string]map[string]bool // repository -> digests it holds
-}
-
-func startMemRegistry(t testing.TB) *memRegistry {
-	t.Helper()
-	m := &memRegistry{log: &requestLog{}, blobs: map[string]map[string]bool{}}
-	h := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.log.add(r.Method + " " + r.URL.Path + "?" + r.URL.RawQuery)
-		repo, _, isBlob := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v2/"), "/blobs/uploads/")
-		q := r.URL.Query()
-		if isBlob && r.Method == http.MethodPost && q.Get("mount") != "" && m.holds(q.Get("from"), q.Get("mount")) {
-			m.add(repo, q.Get("mount"))
-			w.Header().Set("Location", "/v2/"+repo+"/blobs/"+q.Get("mount"))
-			w.Header().Set("Docker-Content-Digest", q.Get("mount"))
-			w.WriteHeader(http.StatusCreated)
-			return
-		}
-		sw := &statusWriter{ResponseWriter: w}
-		h.ServeHTTP(sw, r)
-		if isBlob && r.Method == http.MethodPut && sw.status == http.StatusCreated {
-			m.add(repo, q.Get("digest"))
-		}
-	}))
-	t.Cleanup(srv.Close)
-	m.Host = strings.TrimPrefix(srv.URL, "http://")
-	return m
-}
-
-func (m *memRegistry) holds(repo, digest string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.blobs[repo][digest]
-}
-
-func (m *memRegistry) add(repo, digest string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.blobs[repo] == nil {
-		m.blobs[repo] = map[string]bool{}
-	}
-	m.blobs[repo][digest] = true
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-type requestLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *requestLog) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, s)
-}
-
-func (l *requestLog) reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = nil
-}
-
-func (l *requestLog) snapshot() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.lines...)
-}
-
-// count counts requests whose "METHOD path?query" contains every part.
-func (l *requestLog) count(parts ...string) int {
-	n := 0
-	for _, s := range l.snapshot() {
-		ok := true
-		for _, p := range parts {
-			ok = ok && strings.Contains(s, p)
-		}
-		if ok {
-			n++
-		}
-	}
-	return n
-}
+func startMemRegistry(t testing.TB) *memRegistry { return testenv.StartMemRegistry(t) }
 
 // anonymousClient is a registry.Client that knows no credentials.
 func anonymousClient(t testing.TB) *registry.Client {
@@ -289,6 +185,6 @@ func blobsOf(t testing.TB, xs ...remote.Taggable) (manifests, blobs map[string]i
 
 // holdsBlob says whether the registry's repository ("host/path") received
 // a blob (an upload or a mount).
-func (m *memRegistry) holdsBlob(repo, digest string) bool {
-	return m.holds(repoPath(repo), digest)
+func holdsBlob(m *memRegistry, repo, digest string) bool {
+	return m.HoldsBlob(repoPath(repo), digest)
 }

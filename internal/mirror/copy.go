@@ -91,9 +91,9 @@ type copier struct {
 	endpoints map[string]*endpoint
 	resolved  sync.Map // source tag -> *resolution
 
-	manifests, indexesCompleted               atomic.Int64
-	blobsPresent, blobsMounted, blobsUploaded atomic.Int64
-	bytesPresent, bytesMounted, bytesUploaded atomic.Int64
+	manifests, indexesCompleted, uploadsRecovered atomic.Int64
+	blobsPresent, blobsMounted, blobsUploaded     atomic.Int64
+	bytesPresent, bytesMounted, bytesUploaded     atomic.Int64
 }
 
 // endpoint is one registry as the run sees it.
@@ -612,6 +612,12 @@ func (c *copier) copyBlob(ctx context.Context, n node, d v1.Descriptor) error {
 		return nil
 	}
 	var action BlobAction
+	// sentWhole: an earlier attempt streamed every byte of the blob to the
+	// registry and then lost the answer (a stall or reset while the
+	// registry wrote it to disk). The registry may have committed it, so
+	// the next attempt asks the destination repository first, and a blob
+	// found there was uploaded by this run, once: it counts as uploaded.
+	sentWhole := false
 	// The operation holds a slot of the destination; the source's slot is
 	// taken only while the blob streams (most blobs are found or mounted
 	// without reading the source at all).
@@ -633,7 +639,7 @@ func (c *copier) copyBlob(ctx context.Context, n node, d v1.Descriptor) error {
 			// Copying within one registry: the source repository has it.
 			from = n.srcRepo.RepositoryStr()
 		}
-		if from == "" {
+		if from == "" || sentWhole {
 			from = n.dstRepo.RepositoryStr()
 		}
 		l := &remote.MountableLayer{Layer: src, Reference: n.dstRepo.Registry.Repo(from).Digest(digest)}
@@ -641,9 +647,15 @@ func (c *copier) copyBlob(ctx context.Context, n node, d v1.Descriptor) error {
 		err := n.dst.pusher.Upload(ctx, n.dstRepo, l)
 		leave(err == nil || rec.mounted.Load() || rec.committed.Load())
 		if err != nil {
+			if d.Size > 0 && rec.sent.Load() >= d.Size {
+				sentWhole = true
+			}
 			return err
 		}
 		switch {
+		case rec.mounted.Load() && from == n.dstRepo.RepositoryStr() && sentWhole:
+			action = BlobUploaded
+			c.uploadsRecovered.Add(1)
 		case rec.mounted.Load() && from == n.dstRepo.RepositoryStr():
 			action = BlobPresent
 		case rec.mounted.Load():
@@ -815,6 +827,7 @@ func (c *copier) finish(results []ImageResult, d time.Duration) (*Report, error)
 	}
 	s.Manifests = int(c.manifests.Load())
 	s.IndexesCompleted = int(c.indexesCompleted.Load())
+	s.UploadsRecovered = int(c.uploadsRecovered.Load())
 	s.BlobsPresent, s.BlobsMounted, s.BlobsUploaded = int(c.blobsPresent.Load()), int(c.blobsMounted.Load()), int(c.blobsUploaded.Load())
 	s.BytesPresent, s.BytesMounted, s.BytesUploaded = c.bytesPresent.Load(), c.bytesMounted.Load(), c.bytesUploaded.Load()
 	r.Blobs = BlobLocations{}

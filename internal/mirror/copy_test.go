@@ -3,9 +3,14 @@ package mirror
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -72,13 +77,13 @@ func TestCopyInProcess(t *testing.T) {
 	}
 
 	// Rerun: one HEAD per distinct pair at the destination, nothing else.
-	dst.log.reset()
+	dst.Log.Reset()
 	rep, err = Copy(t.Context(), pairs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]int{"HEAD": 3, "GET": 1}, dst.log.count()); diff != "" {
-		t.Errorf("rerun requests at the destination (-want +got; the GET is the /v2/ ping):\n%s\n%s", diff, strings.Join(dst.log.snapshot(), "\n"))
+	if diff := cmp.Diff(map[string]int{"HEAD": 3, "GET": 1}, dst.Log.Methods()); diff != "" {
+		t.Errorf("rerun requests at the destination (-want +got; the GET is the /v2/ ping):\n%s\n%s", diff, strings.Join(dst.Log.Lines(), "\n"))
 	}
 	if rep.Stats.ImagesPresent != 4 || rep.Registry(dst.Host).Writes != 0 {
 		t.Errorf("rerun: %+v, writes %d", rep.Stats, rep.Registry(dst.Host).Writes)
@@ -192,5 +197,93 @@ func TestCopyPlatformFilterCompletes(t *testing.T) {
 	}
 	if _, err := Copy(t.Context(), nil, Options{Remotes: anonymousClient(t), Platforms: []string{"linux/amd64/v8/extra"}}); err == nil {
 		t.Error("a bad platform was accepted")
+	}
+}
+
+// TestCopyLostUploadAnswer: the registry commits a blob, then the
+// connection drops before its answer (as when a loaded registry answers
+// after the stall cut-off). The retry finds the blob committed in the
+// destination repository and does not send it again; it counts as
+// uploaded, once, and as recovered.
+func TestCopyLostUploadAnswer(t *testing.T) {
+	tests := []struct {
+		name string
+		// drop picks which commits lose their answer.
+		drop func(n int) bool
+	}{
+		{"first commit", func(n int) bool { return n == 1 }},
+		{"every other commit", func(n int) bool { return n%2 == 1 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src, dst := startMemRegistry(t), startMemRegistry(t)
+			img := testImage(t)
+			d := push(t, src.Host+"/a/app:v1", img)
+			var mu sync.Mutex
+			commits, dropped := 0, 0
+			dst.Intercept(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+				if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/blobs/uploads/") || r.URL.Query().Get("digest") == "" {
+					return false
+				}
+				mu.Lock()
+				commits++
+				drop := tc.drop(commits)
+				if drop {
+					dropped++
+				}
+				mu.Unlock()
+				if !drop {
+					return false
+				}
+				rec := httptest.NewRecorder()
+				next.ServeHTTP(rec, r)
+				if rec.Code != http.StatusCreated {
+					t.Errorf("the registry did not commit: %d", rec.Code)
+				}
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					t.Error(err)
+					return true
+				}
+				conn.Close()
+				return true
+			})
+			opts := DefaultOptions(anonymousClient(t))
+			opts.Retry.Initial = time.Millisecond
+			rep, err := Copy(t.Context(), []Pair{{Source: src.Host + "/a/app@" + d, Destination: dst.Host + "/m/app"}}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := headDigest(t, dst.Host+"/m/app@"+d); err != nil || got != d {
+				t.Fatalf("image at the mirror: %q, %v", got, err)
+			}
+			layers, err := img.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			blobs := len(layers) + 1
+			s := rep.Stats
+			if s.BlobsUploaded != blobs || s.UploadsRecovered != dropped || s.BlobsMounted+s.BlobsPresent != 0 {
+				t.Errorf("stats %+v: want %d blobs uploaded, %d of them recovered", s, blobs, dropped)
+			}
+			// Each blob was committed exactly once at the registry.
+			perDigest := map[string]int{}
+			for _, l := range dst.Log.Lines() {
+				if strings.HasPrefix(l, "PUT ") && strings.Contains(l, "/blobs/uploads/") {
+					if _, q, ok := strings.Cut(l, "?"); ok {
+						v, _ := url.ParseQuery(q)
+						perDigest[v.Get("digest")]++
+					}
+				}
+			}
+			if len(perDigest) != blobs {
+				t.Errorf("%d blobs committed, want %d", len(perDigest), blobs)
+			}
+			for dg, n := range perDigest {
+				if n != 1 {
+					t.Errorf("blob %s sent %d times, want once", dg, n)
+				}
+			}
+		})
 	}
 }

@@ -1,18 +1,11 @@
 package mirror
 
 import (
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -20,62 +13,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-gitops/ferry/internal/registry"
+	"github.com/ferry-gitops/ferry/internal/testenv"
 )
 
-// memRegistry serves go-containerregistry's in-memory registry on
-// 127.0.0.1 behind a request log, for unit tests.
-type memRegistry struct {
-	Host string
-	log  *requestLog
-}
+// memRegistry is testenv's in-memory registry (mounts, request log).
+type memRegistry = testenv.MemRegistry
 
-func startMemRegistry(t testing.TB) *memRegistry {
-	t.Helper()
-	rl := &requestLog{}
-	h := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rl.add(r.Method, r.URL.Path)
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return &memRegistry{Host: strings.TrimPrefix(srv.URL, "http://"), log: rl}
-}
-
-// requestLog counts requests by method, independently of Copy's own
-// accounting.
-type requestLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *requestLog) add(method, path string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, method+" "+path)
-}
-
-func (l *requestLog) reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = nil
-}
-
-func (l *requestLog) count() map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := map[string]int{}
-	for _, s := range l.lines {
-		m, _, _ := strings.Cut(s, " ")
-		out[m]++
-	}
-	return out
-}
-
-func (l *requestLog) snapshot() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.lines...)
-}
+func startMemRegistry(t testing.TB) *memRegistry { return testenv.StartMemRegistry(t) }
 
 // anonymousClient is a registry.Client that knows no credentials.
 func anonymousClient(t testing.TB) *registry.Client {

@@ -106,6 +106,11 @@ type Stats struct {
 
 	BlobsPresent, BlobsMounted, BlobsUploaded int
 	BytesPresent, BytesMounted, BytesUploaded int64
+	// UploadsRecovered counts uploads (included in BlobsUploaded) whose
+	// answer was lost after every byte was sent, and which the next
+	// attempt found committed in the destination repository instead of
+	// sending them again.
+	UploadsRecovered int
 }
 
 // RegistryStats are the requests one registry received (pings answered

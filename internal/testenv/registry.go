@@ -218,18 +218,36 @@ func (r *Registry) LogSize(t testing.TB) int64 {
 // LogSize), as the registry itself saw them: counts by method, and each
 // request as "METHOD PATH STATUS". It is how tests prove a run wrote
 // nothing, whatever the client believes it did.
+//
+// The registry writes an access line after its handler returns, which can
+// be after the client has read a streamed body, so Requests first sends a
+// sentinel request and reads the log once the sentinel's line is in it:
+// every request the caller finished before calling Requests has been
+// handled by then. The sentinel is not counted.
 func (r *Registry) Requests(t testing.TB, offset int64) (counts map[string]int, lines []string) {
 	t.Helper()
-	// The access log line is written after the response; give the last
-	// ones a moment.
-	time.Sleep(200 * time.Millisecond)
-	b, err := os.ReadFile(r.LogPath)
+	sentinel := "/v2/ferry-sentinel/" + rand.Text() + "/tags/list"
+	resp, err := http.Get("http://" + r.Host + sentinel)
 	if err != nil {
 		t.Fatal(err)
 	}
+	resp.Body.Close()
+	var b []byte
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if b, err = os.ReadFile(r.LogPath); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b[offset:]), `"GET `+sentinel+` HTTP/`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry never logged the sentinel request %s", sentinel)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	counts = map[string]int{}
 	for _, l := range strings.Split(string(b[offset:]), "\n") {
-		if m := accessLine.FindStringSubmatch(l); m != nil {
+		if m := accessLine.FindStringSubmatch(l); m != nil && m[2] != sentinel {
 			counts[m[1]]++
 			lines = append(lines, m[1]+" "+m[2]+" "+m[3])
 		}
