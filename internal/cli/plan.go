@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ferry-gitops/ferry/internal/catalogimage"
 	"github.com/ferry-gitops/ferry/internal/registry"
+	"github.com/ferry-gitops/ferry/internal/renderdir"
 	"github.com/ferry-gitops/ferry/reconcile"
 	"github.com/ferry-gitops/ferry/spec"
 )
@@ -181,7 +181,7 @@ It writes nowhere else: no registry, no cluster, no git.`,
 			if err != nil {
 				return err
 			}
-			if err := writeFiles(out, p.res.Files); err != nil {
+			if err := renderdir.Write(out, p.res.Files); err != nil {
 				return err
 			}
 			if err := p.plan.WriteText(cmd.OutOrStdout()); err != nil {
@@ -194,29 +194,4 @@ It writes nowhere else: no registry, no cluster, no git.`,
 	f.add(cmd)
 	cmd.Flags().StringVarP(&out, "output-dir", "o", "", "directory to write the rendered files to")
 	return cmd
-}
-
-// writeFiles writes the render into dir, replacing what Ferry owns there
-// (catalogs/, mirror/, the lock) so files of removed packages do not linger.
-func writeFiles(dir string, files map[string][]byte) error {
-	for _, owned := range []string{"catalogs", "mirror", "ferry.lock.yaml"} {
-		if err := os.RemoveAll(filepath.Join(dir, owned)); err != nil {
-			return err
-		}
-	}
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(full, files[p], 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-gitops/ferry/gitsync"
 	"github.com/ferry-gitops/ferry/internal/airgap"
 	engine "github.com/ferry-gitops/ferry/internal/mirror"
+	"github.com/ferry-gitops/ferry/internal/renderdir"
 	"github.com/ferry-gitops/ferry/reconcile"
 )
 
@@ -112,6 +113,11 @@ func defaultCacheDir() string {
 
 // apply executes the plan and reports what it did.
 func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, dir string, p *planned) error {
+	// A render directory Ferry must not write into is refused before
+	// anything is copied or pushed.
+	if err := renderdir.Check(filepath.Join(dir, f.RenderDir)); err != nil {
+		return err
+	}
 	if err := p.plan.WriteText(stdout); err != nil {
 		return err
 	}
@@ -151,7 +157,7 @@ func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, di
 	if p.plan.HasChanges() || held != nil {
 		files = out.Files
 	}
-	if err := f.writeRender(stdout, dir, files, commitMessage(p.plan, held)); err != nil {
+	if err := f.writeRender(stdout, dir, files, out.CommitMessage(p.plan, p.previous)); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, clusterStep())
@@ -166,7 +172,7 @@ func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, di
 func (f *reconcileFlags) writeRender(stdout io.Writer, dir string, files map[string][]byte, message string) error {
 	renderDir := filepath.Join(dir, f.RenderDir)
 	if files != nil {
-		if err := writeFiles(renderDir, files); err != nil {
+		if err := renderdir.Write(renderDir, files); err != nil {
 			return err
 		}
 	}
@@ -244,27 +250,6 @@ func writeCopyReport(w io.Writer, rep *engine.Report) {
 	fmt.Fprintf(w, "Mirror: %d image(s): %d present, %d copied, %d failed; blobs %d uploaded (%s), %d mounted, %d present; %s.\n",
 		s.Images, s.ImagesPresent, s.ImagesCopied, s.ImagesFailed,
 		s.BlobsUploaded, reconcile.FormatBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsPresent, rep.Duration.Round(1e7))
-}
-
-// commitMessage summarises the reconcile for git log.
-func commitMessage(plan *reconcile.Plan, held *reconcile.HeldError) string {
-	var b strings.Builder
-	var changed []string
-	for _, c := range plan.Catalogs {
-		if c.Action.Changes() {
-			changed = append(changed, c.Name)
-		}
-	}
-	if len(changed) > 0 {
-		fmt.Fprintf(&b, "ferry: reconcile %s\n\n", strings.Join(changed, ", "))
-	} else {
-		b.WriteString("ferry: reconcile\n\n")
-	}
-	_ = plan.WriteText(&b)
-	if held != nil {
-		fmt.Fprintf(&b, "\nIncomplete: %v\n", held)
-	}
-	return b.String()
 }
 
 // clusterStep says what happened to the cluster. Applying objects to a
