@@ -39,6 +39,12 @@ type Outcome struct {
 	// was never rendered), so no CatalogSource moves to a catalog whose
 	// images are not all in the mirror.
 	Files map[string][]byte
+	// Cluster is what the cluster step did, nil when it did not run.
+	Cluster *ClusterOutcome
+	// Written is set when the render directory was rewritten.
+	Written bool
+	// Commit is what was committed, nil without a Committer.
+	Commit *Commit
 }
 
 // CatalogOutcome is what happened to one catalog's image.

@@ -33,6 +33,8 @@ type Plan struct {
 	// --dry-run check it; render does not contact the mirror).
 	Copy  *CopyPlan    `json:"copy,omitempty"`
 	Files []FileChange `json:"files"`
+	// Cluster is the cluster part, nil when it was not computed (render).
+	Cluster *ClusterPlan `json:"cluster,omitempty"`
 }
 
 // CatalogChange describes one catalog in catalog terms.
@@ -310,6 +312,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 				fmt.Fprintf(&b, "  copy %s -> %s (%s)\n", im.Source, im.Destination, FormatBytes(im.Bytes))
 			}
 		}
+	}
+	if c := p.Cluster; c != nil && c.Skipped != "" {
+		fmt.Fprintf(&b, "Cluster: skipped: %s.\n", c.Skipped)
 	}
 	fmt.Fprintf(&b, "Plan: %d of %d catalog(s) to change, %d bundle(s) added, %d removed, %d file(s) to write.\n",
 		catalogsChanged, len(p.Catalogs), added, removed, files)
