@@ -332,7 +332,7 @@ func achievedFiles(res *Result, previous fs.FS, held map[string]string, reports 
 		}
 	}
 	set := res.Mirror.Achieved(done, heldNames, prevLock)
-	mfiles, err := set.Files(mirror.DefaultOptions())
+	mfiles, err := set.Files(res.MirrorOptions())
 	if err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
