@@ -87,7 +87,7 @@ func (p *Plan) HasChanges() bool {
 			return true
 		}
 	}
-	return false
+	return p.Cluster.HasChanges()
 }
 
 // DiffCatalog compares a catalog's previous render with the new one.
@@ -313,9 +313,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 			}
 		}
 	}
-	if c := p.Cluster; c != nil && c.Skipped != "" {
-		fmt.Fprintf(&b, "Cluster: skipped: %s.\n", c.Skipped)
-	}
+	p.Cluster.writeText(&b)
 	fmt.Fprintf(&b, "Plan: %d of %d catalog(s) to change, %d bundle(s) added, %d removed, %d file(s) to write.\n",
 		catalogsChanged, len(p.Catalogs), added, removed, files)
 	_, err := w.Write(b.Bytes())
