@@ -36,7 +36,9 @@ func TestClusterObjects(t *testing.T) {
 		}},
 		// Streams whose images could not be mirrored join the skipped
 		// ones, sorted, once each.
-		{"samples-config", func() ([]byte, error) { return SamplesConfig(samples, []string{"ruby", "fuse7-java-openshift"}, labels) }},
+		{"samples-config", func() ([]byte, error) {
+			return SamplesConfig(samples, []string{"ruby", "fuse7-java-openshift"}, labels)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.render()
