@@ -39,6 +39,9 @@ type Outcome struct {
 	// was never rendered), so no CatalogSource moves to a catalog whose
 	// images are not all in the mirror.
 	Files map[string][]byte
+	// Samples is what mirroring the sample images did, nil when nothing
+	// was to mirror.
+	Samples *SamplesOutcome
 	// Cluster is what the cluster step did, nil when it did not run.
 	Cluster *ClusterOutcome
 	// Written is set when the render directory was rewritten.

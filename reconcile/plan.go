@@ -35,6 +35,8 @@ type Plan struct {
 	Files []FileChange `json:"files"`
 	// Cluster is the cluster part, nil when it was not computed (render).
 	Cluster *ClusterPlan `json:"cluster,omitempty"`
+	// Samples is the samples part, nil without a Samples spec.
+	Samples *SamplesPlan `json:"samples,omitempty"`
 }
 
 // CatalogChange describes one catalog in catalog terms.
@@ -311,6 +313,18 @@ func (p *Plan) WriteText(w io.Writer) error {
 			for _, im := range cp.Images {
 				fmt.Fprintf(&b, "  copy %s -> %s (%s)\n", im.Source, im.Destination, FormatBytes(im.Bytes))
 			}
+		}
+	}
+	if sp := p.Samples; sp != nil {
+		switch {
+		case sp.Unavailable != "":
+			fmt.Fprintf(&b, "Samples: images not read (%s).\n", sp.Unavailable)
+		case len(sp.Images) > 0:
+			streams := map[string]bool{}
+			for _, im := range sp.Images {
+				streams[im.Stream] = true
+			}
+			fmt.Fprintf(&b, "Samples: %d image(s) of %d imagestream(s) mirrored to %s (samples/mapping.txt).\n", len(sp.Images), len(streams), sp.Registry)
 		}
 	}
 	p.Cluster.writeText(&b)

@@ -116,6 +116,9 @@ func (r *Reconciler) Plan(ctx context.Context, dir string, cfg *spec.Config, opt
 	if opts.CheckMirror && res.Mirror != nil {
 		plan.Copy = r.Observer.CheckMirror(ctx, res.Mirror)
 	}
+	if err := r.planSamples(ctx, p); err != nil {
+		return nil, err
+	}
 	if err := r.planCluster(ctx, p, opts); err != nil {
 		return nil, err
 	}
@@ -160,13 +163,15 @@ func (r *Reconciler) Apply(ctx context.Context, p *Planned, opts Options) (*Outc
 	var failure error
 	steps := []step{
 		{"registries", r.applyRegistries},
+		{"samples images", r.copySamples},
 		{"cluster", r.applyCluster},
 	}
 	for _, s := range steps {
 		if err := s.run(ctx, p, opts, out); err != nil {
-			failure = err
+			failure = errors.Join(failure, err)
 			var held *HeldError
-			if !errors.As(err, &held) {
+			var cluster *ClusterError
+			if !errors.As(err, &held) && !errors.As(err, &cluster) {
 				break
 			}
 		}

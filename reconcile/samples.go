@@ -2,12 +2,18 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path"
 	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	engine "github.com/ferry-gitops/ferry/internal/mirror"
+	"github.com/ferry-gitops/ferry/render"
 	"github.com/ferry-gitops/ferry/spec"
 )
 
@@ -109,4 +115,175 @@ func sameSet(a, b []string) bool {
 	slices.Sort(x)
 	slices.Sort(y)
 	return slices.Equal(slices.Compact(x), slices.Compact(y))
+}
+
+// SamplesPlan is the samples part of a plan: the images the samples
+// operator will import once samplesRegistry points at the mirror.
+type SamplesPlan struct {
+	Registry string `json:"registry,omitempty"`
+	// Images are the sample images to mirror (mirrorImages: true).
+	Images []render.SampleImage `json:"images,omitempty"`
+	// Unavailable says why the image list could not be read; the samples
+	// Config is then held back, since pointing the operator at a mirror
+	// without its images would fail every import.
+	Unavailable string `json:"unavailable,omitempty"`
+}
+
+// SamplesOutcome is what mirroring the sample images did.
+type SamplesOutcome struct {
+	Copy *engine.Report
+	// Skipped are the streams with an image that could not be copied,
+	// with the first reason, added to skippedImagestreams.
+	Skipped map[string]string
+}
+
+// samplesConfigMap is where the samples operator publishes the images of
+// its inventory.
+const (
+	samplesNamespace = "openshift-cluster-samples-operator"
+	samplesConfigMap = "imagestreamtag-to-image"
+)
+
+// planSamples renders the samples Config and, with mirrorImages, lists the
+// images to mirror: from the file spec.imagesFrom names, or from the
+// cluster's imagestreamtag-to-image ConfigMap.
+func (r *Reconciler) planSamples(ctx context.Context, p *Planned) error {
+	smp := p.Config.Samples
+	if smp == nil {
+		return nil
+	}
+	s := &smp.Spec
+	sp := &SamplesPlan{Registry: s.SamplesRegistry}
+	p.Plan.Samples = sp
+	if s.MirrorImages {
+		list, err := r.sampleList(ctx, p.Dir, smp)
+		if err != nil {
+			sp.Unavailable = err.Error()
+		} else {
+			sp.Images = render.SampleImages(s, list)
+		}
+	}
+	cfg, err := render.SamplesConfig(s, nil, render.Labels(p.Result.Instance))
+	if err != nil {
+		return err
+	}
+	p.Result.Files[render.SamplesConfigFile] = cfg
+	if m := render.SamplesMapping(sp.Images); m != nil {
+		p.Result.Files[render.SamplesMappingFile] = m
+	}
+	p.Plan.Files = diffFiles(p.Previous, p.Result.Files)
+	return nil
+}
+
+func (r *Reconciler) sampleList(ctx context.Context, dir string, smp *spec.Samples) (map[string]string, error) {
+	from := smp.Spec.ImagesFrom
+	if from != spec.ImagesFromCluster {
+		file := path.Join(path.Dir(smp.Origin.File), from)
+		b, err := fs.ReadFile(os.DirFS(dir), file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		list, err := render.ParseSampleImages(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return list, nil
+	}
+	if r.Cluster == nil {
+		return nil, fmt.Errorf("spec.imagesFrom is %q but no cluster is configured; point it at a copy of the %s/%s ConfigMap", spec.ImagesFromCluster, samplesNamespace, samplesConfigMap)
+	}
+	u, err := r.Cluster.Get(ctx, GVKConfigMap, samplesNamespace, samplesConfigMap)
+	if err != nil {
+		return nil, fmt.Errorf("read ConfigMap %s/%s: %w", samplesNamespace, samplesConfigMap, err)
+	}
+	data, _, _ := unstructured.NestedStringMap(u.Object, "data")
+	return data, nil
+}
+
+// copySamples mirrors the sample images (only the configured
+// architectures of multi-arch images) and re-renders the samples Config
+// with every stream whose images could not all be copied skipped.
+func (r *Reconciler) copySamples(ctx context.Context, p *Planned, opts Options, out *Outcome) error {
+	sp := p.Plan.Samples
+	if sp == nil || out.Files == nil {
+		return nil
+	}
+	smp := p.Config.Samples
+	if len(sp.Images) == 0 && sp.Unavailable == "" {
+		return nil
+	}
+	// Held until the images are in the mirror: samplesRegistry must never
+	// point at a mirror that lacks them, in the cluster or in the render a
+	// GitOps tool applies.
+	holdFile(out.Files, p.Previous, render.SamplesConfigFile)
+	holdFile(out.Files, p.Previous, render.SamplesMappingFile)
+	if sp.Unavailable != "" {
+		return &ClusterError{Problems: []string{"samples images not mirrored: " + sp.Unavailable + "; the samples Config keeps its previous state"}}
+	}
+	pairs := make([]engine.Pair, 0, len(sp.Images))
+	for _, im := range sp.Images {
+		pairs = append(pairs, engine.Pair{Source: im.Source, Destination: im.Destination})
+	}
+	copyOpts := opts.Apply.Copy
+	if copyOpts.Remotes == nil {
+		copyOpts.Remotes = r.Observer.Registry
+	}
+	copyOpts.Platforms = render.SamplePlatforms(smp.Spec.Architectures)
+	copyOpts.Reporter = nil
+	rep, err := engine.Copy(ctx, pairs, copyOpts)
+	var incomplete *engine.IncompleteError
+	if err != nil && !errors.As(err, &incomplete) {
+		return fmt.Errorf("samples: %w", err)
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	so := &SamplesOutcome{Copy: rep, Skipped: map[string]string{}}
+	out.Samples = so
+	failed := map[engine.Pair]string{}
+	if rep != nil {
+		for _, im := range rep.Images {
+			if !im.Action.Complete() && im.Err != nil {
+				failed[im.Pair] = im.Err.Reason
+			}
+		}
+	}
+	var copied []render.SampleImage
+	for _, im := range sp.Images {
+		if why, bad := failed[engine.Pair{Source: im.Source, Destination: im.Destination}]; bad {
+			if so.Skipped[im.Stream] == "" {
+				so.Skipped[im.Stream] = fmt.Sprintf("%s: %s", im.Source, why)
+			}
+		}
+	}
+	for _, im := range sp.Images {
+		if so.Skipped[im.Stream] == "" {
+			copied = append(copied, im)
+		}
+	}
+	skipped := make([]string, 0, len(so.Skipped))
+	for s := range so.Skipped {
+		skipped = append(skipped, s)
+	}
+	cfg, err := render.SamplesConfig(&smp.Spec, skipped, render.Labels(p.Result.Instance))
+	if err != nil {
+		return err
+	}
+	out.Files[render.SamplesConfigFile] = cfg
+	delete(out.Files, render.SamplesMappingFile)
+	if m := render.SamplesMapping(copied); m != nil {
+		out.Files[render.SamplesMappingFile] = m
+	}
+	return nil
+}
+
+// holdFile puts a file's previous content (or nothing) back in files.
+func holdFile(files map[string][]byte, previous fs.FS, name string) {
+	delete(files, name)
+	if previous == nil {
+		return
+	}
+	if b, err := fs.ReadFile(previous, name); err == nil {
+		files[name] = b
+	}
 }

@@ -24,10 +24,10 @@ const AnnotationCatalog = "ferry.dev/catalog"
 // Render-directory paths of the cluster objects other than a catalog's
 // CatalogSource and the mirror sets.
 const (
-	OperatorHubFile   = "cluster/operatorhub.yaml"
-	SamplesDir        = "samples"
-	SamplesConfigFile = "samples/config.yaml"
-	SamplesMapping    = "samples/mapping.txt"
+	OperatorHubFile    = "cluster/operatorhub.yaml"
+	SamplesDir         = "samples"
+	SamplesConfigFile  = "samples/config.yaml"
+	SamplesMappingFile = "samples/mapping.txt"
 )
 
 // ClusterCatalogFile is a catalog's ClusterCatalog manifest.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -219,10 +220,25 @@ func (f *reconcileFlags) export(ctx context.Context, stdout, stderr io.Writer, p
 	return nil
 }
 
-// writeOutcome prints what was copied and pushed.
+// writeOutcome prints what was copied, pushed and applied.
 func writeOutcome(w io.Writer, out *reconcile.Outcome) {
 	for _, rep := range []*engine.Report{out.Copy, out.CatalogCopy} {
 		writeCopyReport(w, rep)
+	}
+	if so := out.Samples; so != nil && so.Copy != nil {
+		s := so.Copy.Stats
+		fmt.Fprintf(w, "Samples: %d image(s): %d present, %d copied, %d failed.\n", s.Images, s.ImagesPresent, s.ImagesCopied, s.ImagesFailed)
+		streams := make([]string, 0, len(so.Skipped))
+		for st := range so.Skipped {
+			streams = append(streams, st)
+		}
+		sort.Strings(streams)
+		for _, st := range streams {
+			fmt.Fprintf(w, "Samples: imagestream %s added to skippedImagestreams: %s\n", st, so.Skipped[st])
+		}
+	}
+	if out.Cluster != nil {
+		_ = out.Cluster.WriteText(w)
 	}
 	for _, c := range out.Catalogs {
 		switch {
