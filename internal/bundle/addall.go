@@ -76,8 +76,11 @@ type Edge struct {
 // AdditionError is why one addition was refused.
 type AdditionError struct {
 	// Index is the addition's position in AddAll's input.
-	Index   int
-	Origin  string
+	Index  int
+	Origin string
+	// Image is the bundle's image as the spec names it, for problems
+	// found before the bundle could be read.
+	Image   string
 	Package string
 	Bundle  string
 	Err     error
@@ -89,6 +92,9 @@ func (e *AdditionError) Error() string {
 		where = fmt.Sprintf("bundle %d", e.Index)
 	}
 	msg := strings.ReplaceAll(e.Err.Error(), "\n", "\n    ")
+	if e.Bundle == "" {
+		return fmt.Sprintf("%s: %s:\n    %s", where, e.Image, msg)
+	}
 	return fmt.Sprintf("%s: bundle %q of package %q:\n    %s", where, e.Bundle, e.Package, msg)
 }
 
@@ -147,7 +153,7 @@ func AddAll(cfg *fbc.DeclarativeConfig, adds []Addition) ([]Edge, error) {
 		x := adds[i]
 		e, err := a.add(x)
 		if err != nil {
-			bad = append(bad, &AdditionError{Index: i, Origin: x.Origin, Package: x.Bundle.Package, Bundle: x.Bundle.Name, Err: err})
+			bad = append(bad, &AdditionError{Index: i, Origin: x.Origin, Image: x.Bundle.Image, Package: x.Bundle.Package, Bundle: x.Bundle.Name, Err: err})
 			continue
 		}
 		a.from[key(x.Bundle.Package, x.Bundle.Name)] = x.Origin
