@@ -57,9 +57,9 @@ type PackageChange struct {
 	// InferredEdges are upgrade edges of added bundles that no CSV states:
 	// chosen by the add mode, shown so a reviewer sees every edge nobody
 	// wrote.
-	InferredEdges []InferredEdge `json:"inferredEdges,omitempty"`
-	BundlesRemoved         []string        `json:"bundlesRemoved,omitempty"`
-	Bundles                int             `json:"bundles"`
+	InferredEdges  []InferredEdge `json:"inferredEdges,omitempty"`
+	BundlesRemoved []string       `json:"bundlesRemoved,omitempty"`
+	Bundles        int            `json:"bundles"`
 }
 
 // ChannelChange is a channel whose head or membership may have moved.
