@@ -133,13 +133,13 @@ var modeCases = []modeCase{
 	// so edges that live only in the catalog are lost with the bundles
 	// below them; Ferry keeps the channel and adds to it.
 	{name: "replaces/edge-to-template-built-head", buildMode: "semver", build: templateBuilt, mode: ModeReplaces,
-		add: variant{version: "0.22.0", replaces: "0.21.1", channels: "alpha"},
+		add:     variant{version: "0.22.0", replaces: "0.21.1", channels: "alpha"},
 		differs: map[string][]string{"alpha": {"tempo-operator.v0.20.0", "tempo-operator.v0.21.0 < tempo-operator.v0.20.0", "tempo-operator.v0.21.1 < tempo-operator.v0.21.0", "tempo-operator.v0.22.0 < tempo-operator.v0.21.1"}}},
 	{name: "replaces/newer-minor-without-edges", buildMode: "semver", build: templateBuilt, mode: ModeReplaces,
-		add: variant{version: "0.22.0", channels: "alpha"},
+		add:     variant{version: "0.22.0", channels: "alpha"},
 		differs: map[string][]string{"alpha": {"tempo-operator.v0.20.0", "tempo-operator.v0.21.0 < tempo-operator.v0.20.0", "tempo-operator.v0.21.1 < tempo-operator.v0.21.0", "tempo-operator.v0.22.0 < tempo-operator.v0.21.1"}}},
 	{name: "replaces/newer-patch-without-edges", buildMode: "semver", build: templateBuilt, mode: ModeReplaces, note: true,
-		add: variant{version: "0.21.2", channels: "alpha"},
+		add:     variant{version: "0.21.2", channels: "alpha"},
 		differs: map[string][]string{"alpha": {"tempo-operator.v0.20.0", "tempo-operator.v0.21.0 < tempo-operator.v0.20.0", "tempo-operator.v0.21.1 < tempo-operator.v0.21.0", "tempo-operator.v0.21.2 < tempo-operator.v0.21.1"}}},
 	{name: "semver/newer-patch", buildMode: "semver", build: templateBuilt, mode: ModeSemver, note: true,
 		add: variant{version: "0.21.2", channels: "alpha"}},
@@ -345,7 +345,6 @@ func opmRendered(t *testing.T, db string) *fbc.DeclarativeConfig {
 	}
 	return cfg
 }
-
 
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
