@@ -275,8 +275,8 @@ func (c *imageCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	return nil, fmt.Errorf("manifest %s has no layer %s", c.desc.Digest, h)
 }
 
-// layoutBlob is a layer whose reader fails at its end when the bytes read
-// do not match the digest, before the consumer sees io.EOF.
+// layoutBlob is a layer of a layout, read only once its bytes match its
+// digest.
 type layoutBlob struct {
 	root layout.Path
 	desc v1.Descriptor
@@ -289,6 +289,19 @@ func (b *layoutBlob) MediaType() (types.MediaType, error) { return b.desc.MediaT
 func (b *layoutBlob) Compressed() (io.ReadCloser, error) {
 	if b.desc.Digest.Algorithm != "sha256" {
 		return nil, fmt.Errorf("blob %s: only sha256 digests are supported", b.desc.Digest)
+	}
+	// A first pass proves the blob before anything parses it (a bad
+	// layer must fail as a bad digest, not as whatever a decompressor
+	// makes of it); the second pass checks again in case the file changed
+	// in between.
+	first, err := b.root.Blob(b.desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(io.Discard, &verifyingReader{rc: first, h: sha256.New(), want: b.desc})
+	first.Close()
+	if err != nil {
+		return nil, err
 	}
 	rc, err := b.root.Blob(b.desc.Digest)
 	if err != nil {
