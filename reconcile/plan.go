@@ -35,6 +35,10 @@ type Plan struct {
 	// --dry-run check it; render does not contact the mirror).
 	Copy  *CopyPlan    `json:"copy,omitempty"`
 	Files []FileChange `json:"files"`
+	// Cluster is the cluster part, nil when it was not computed (render).
+	Cluster *ClusterPlan `json:"cluster,omitempty"`
+	// Samples is the samples part, nil without a Samples spec.
+	Samples *SamplesPlan `json:"samples,omitempty"`
 }
 
 // CatalogChange describes one catalog in catalog terms.
@@ -119,7 +123,7 @@ func (p *Plan) HasChanges() bool {
 			return true
 		}
 	}
-	return false
+	return p.Cluster.HasChanges()
 }
 
 // DiffCatalog compares a catalog's previous render with the new one.
@@ -349,6 +353,19 @@ func (p *Plan) WriteText(w io.Writer) error {
 			}
 		}
 	}
+	if sp := p.Samples; sp != nil {
+		switch {
+		case sp.Unavailable != "":
+			fmt.Fprintf(&b, "Samples: images not read (%s).\n", sp.Unavailable)
+		case len(sp.Images) > 0:
+			streams := map[string]bool{}
+			for _, im := range sp.Images {
+				streams[im.Stream] = true
+			}
+			fmt.Fprintf(&b, "Samples: %d image(s) of %d imagestream(s) mirrored to %s (samples/mapping.txt).\n", len(sp.Images), len(streams), sp.Registry)
+		}
+	}
+	p.Cluster.writeText(&b)
 	fmt.Fprintf(&b, "Plan: %d of %d catalog(s) to change, %d bundle(s) added, %d removed, %d file(s) to write.\n",
 		catalogsChanged, len(p.Catalogs), added, removed, files)
 	_, err := w.Write(b.Bytes())

@@ -132,6 +132,7 @@ type catalogSource struct {
 type catalogSourceMeta struct {
 	Name        string            `json:"name"`
 	Namespace   string            `json:"namespace"`
+	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
@@ -157,7 +158,7 @@ type grpcPodConfig struct {
 
 // CatalogSource renders the CatalogSource pointing at image, which must be
 // pinned by digest: a tag could move under a running cluster.
-func CatalogSource(c *spec.Catalog, image string) ([]byte, error) {
+func CatalogSource(c *spec.Catalog, image string, labels map[string]string) ([]byte, error) {
 	if !strings.Contains(image, "@sha256:") {
 		return nil, fmt.Errorf("catalog %s: CatalogSource image %q is not pinned by digest", c.Metadata.Name, image)
 	}
@@ -168,7 +169,8 @@ func CatalogSource(c *spec.Catalog, image string) ([]byte, error) {
 		Metadata: catalogSourceMeta{
 			Name:        s.Name,
 			Namespace:   s.Namespace,
-			Annotations: map[string]string{"ferry.dev/catalog": c.Metadata.Name},
+			Labels:      labels,
+			Annotations: map[string]string{AnnotationCatalog: c.Metadata.Name},
 		},
 		Spec: catalogSourceSpec{
 			SourceType:  "grpc",

@@ -34,6 +34,12 @@ func applyDefaults(c *Config) {
 		if s.Base == "" && !IsLocalSource(s.Source) {
 			s.Base = s.Source
 		}
+		if len(s.ServeAs) == 0 {
+			s.ServeAs = []string{ServeCatalogSource}
+		}
+		if s.ClusterCatalog.Name == "" {
+			s.ClusterCatalog.Name = cat.Metadata.Name
+		}
 	}
 	if smp := c.Samples; smp != nil {
 		s := &smp.Spec

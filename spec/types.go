@@ -128,6 +128,39 @@ type CatalogSpec struct {
 	Base string `json:"base,omitempty"`
 	// CatalogSource is how the cluster is pointed at the built image.
 	CatalogSource CatalogSourceSpec `json:"catalogSource,omitempty"`
+	// ServeAs lists the objects that serve the built catalog:
+	// CatalogSource (OLM classic), ClusterCatalog (OLM v1, OpenShift 4.18+)
+	// or both. Default: CatalogSource.
+	ServeAs []string `json:"serveAs,omitempty"`
+	// ClusterCatalog shapes the rendered ClusterCatalog.
+	ClusterCatalog ClusterCatalogSpec `json:"clusterCatalog,omitempty"`
+}
+
+// The values of CatalogSpec.ServeAs.
+const (
+	ServeCatalogSource  = "CatalogSource"
+	ServeClusterCatalog = "ClusterCatalog"
+)
+
+// Serves reports whether the catalog is served by the given kind.
+func (s *CatalogSpec) Serves(kind string) bool {
+	for _, k := range s.ServeAs {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// ClusterCatalogSpec shapes the rendered olm.operatorframework.io/v1
+// ClusterCatalog (cluster-scoped).
+type ClusterCatalogSpec struct {
+	// Name defaults to the Catalog's name.
+	Name string `json:"name,omitempty"`
+	// Priority orders ClusterCatalogs offering the same bundle.
+	Priority int `json:"priority,omitempty"`
+	// AvailabilityMode is Available (default) or Unavailable.
+	AvailabilityMode string `json:"availabilityMode,omitempty"`
 }
 
 // BundleRef is one bundle to add. Written as a plain string it is the
@@ -272,6 +305,22 @@ type MirrorSpec struct {
 	// InsecureRegistries are host[:port] reached over plain HTTP or
 	// without TLS verification.
 	InsecureRegistries []string `json:"insecureRegistries,omitempty"`
+	// OperatorHub, when set, renders the cluster's OperatorHub "cluster"
+	// object: the disconnected procedure turns the default sources off,
+	// since they point at registries the cluster cannot reach.
+	OperatorHub *OperatorHubSpec `json:"operatorHub,omitempty"`
+}
+
+// OperatorHubSpec is config.openshift.io/v1 OperatorHub's spec.
+type OperatorHubSpec struct {
+	DisableAllDefaultSources bool                `json:"disableAllDefaultSources,omitempty"`
+	Sources                  []OperatorHubSource `json:"sources,omitempty"`
+}
+
+// OperatorHubSource enables or disables one default CatalogSource.
+type OperatorHubSource struct {
+	Name     string `json:"name"`
+	Disabled bool   `json:"disabled"`
 }
 
 // The cluster mirror objects a Mirror can render.

@@ -169,6 +169,27 @@ func (v *validator) catalog(cat *Catalog, mirror *Mirror) {
 	if cs.SecurityContextConfig != "" && cs.SecurityContextConfig != "legacy" && cs.SecurityContextConfig != "restricted" {
 		c.fail("spec.catalogSource.securityContextConfig", "%q must be legacy or restricted", cs.SecurityContextConfig)
 	}
+	served := map[string]bool{}
+	for i, k := range s.ServeAs {
+		f := fmt.Sprintf("spec.serveAs[%d]", i)
+		switch {
+		case k != ServeCatalogSource && k != ServeClusterCatalog:
+			c.fail(f, "%q must be %s or %s", k, ServeCatalogSource, ServeClusterCatalog)
+		case served[k]:
+			c.fail(f, "%s is listed twice", k)
+		}
+		served[k] = true
+	}
+	cc := s.ClusterCatalog
+	if !isDNSLabel(cc.Name) {
+		c.fail("spec.clusterCatalog.name", "%q must be an RFC 1123 label (lowercase a-z, 0-9, '-'; at most 63 characters)", cc.Name)
+	}
+	if cc.AvailabilityMode != "" && cc.AvailabilityMode != "Available" && cc.AvailabilityMode != "Unavailable" {
+		c.fail("spec.clusterCatalog.availabilityMode", "%q must be Available or Unavailable", cc.AvailabilityMode)
+	}
+	if cc.Priority < -2147483648 || cc.Priority > 2147483647 {
+		c.fail("spec.clusterCatalog.priority", "%d is outside the 32-bit range the API accepts", cc.Priority)
+	}
 }
 
 // checkPackage applies the filter rules: oc-mirror's, so its users meet
@@ -239,6 +260,17 @@ func checkVersion(c objectCheck, f, s string) (semver.Version, bool) {
 func (v *validator) catalogConflicts(cats []*Catalog) {
 	targets := map[string]*Catalog{}
 	sources := map[string]*Catalog{}
+	clusterCatalogs := map[string]*Catalog{}
+	for _, cat := range cats {
+		if cat.Spec.Serves(ServeClusterCatalog) {
+			c := objectCheck{v, cat.Origin, KindCatalog, cat.Metadata.Name}
+			if prev, ok := clusterCatalogs[cat.Spec.ClusterCatalog.Name]; ok && prev.Metadata.Name != cat.Metadata.Name {
+				c.fail("spec.clusterCatalog.name", "Catalog/%s (%s:%d) already renders ClusterCatalog %s", prev.Metadata.Name, prev.Origin.File, prev.Origin.Line, cat.Spec.ClusterCatalog.Name)
+			} else {
+				clusterCatalogs[cat.Spec.ClusterCatalog.Name] = cat
+			}
+		}
+	}
 	for _, cat := range cats {
 		c := objectCheck{v, cat.Origin, KindCatalog, cat.Metadata.Name}
 		if t := normalizeTarget(cat.Spec.Target); t != "" {
@@ -278,6 +310,19 @@ func (v *validator) mirror(m *Mirror) {
 		c.fail("spec.maxPathComponents", "must not be negative")
 	} else if s.MaxPathComponents > 0 && s.MaxPathComponents <= nsDepth {
 		c.fail("spec.maxPathComponents", "%d leaves no room below the registry namespace %q (%d components); it must be greater than %d", s.MaxPathComponents, s.Registry, nsDepth, nsDepth)
+	}
+	if hub := s.OperatorHub; hub != nil {
+		names := map[string]bool{}
+		for i, src := range hub.Sources {
+			f := fmt.Sprintf("spec.operatorHub.sources[%d].name", i)
+			switch {
+			case !isDNSLabel(src.Name):
+				c.fail(f, "%q is not a CatalogSource name", src.Name)
+			case names[src.Name]:
+				c.fail(f, "%q is listed twice", src.Name)
+			}
+			names[src.Name] = true
+		}
 	}
 	seen := map[string]int{}
 	for i, p := range s.Platforms {
