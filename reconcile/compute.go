@@ -165,7 +165,9 @@ func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous
 	res.Images = append(res.Images, BuiltImage{Catalog: name, Target: c.Spec.Target, Pinned: pinned, Digest: digest.String(), Image: img})
 	res.Catalogs = append(res.Catalogs, rc)
 	prev, prevImage := previousCatalog(ctx, previous, name)
-	return DiffCatalog(name, prev, rc.Config, prevImage, pinned), nil
+	change := DiffCatalog(name, prev, rc.Config, prevImage, pinned)
+	addInferredEdges(&change, rc.Edges)
+	return change, nil
 }
 
 // pin turns a target repository[:tag] into repository@digest.

@@ -103,6 +103,8 @@ func (v *validator) catalog(cat *Catalog, mirror *Mirror) {
 	switch {
 	case s.Source == "":
 		c.fail("spec.source", "required: an index image (by tag or digest) or a local directory (./path)")
+	case IsOCISource(s.Source):
+		checkOCI(c, v.fsys, "spec.source", s.Source)
 	case IsLocalSource(s.Source):
 		if dir, ok := cat.SourceDir(); ok {
 			if fi, err := fs.Stat(v.fsys, dir); err != nil || !fi.IsDir() {
@@ -129,16 +131,18 @@ func (v *validator) catalog(cat *Catalog, mirror *Mirror) {
 		checkTarget(c, "spec.target", s.Target)
 	}
 	if s.Base != "" && s.Base != s.Source {
-		checkImage(c, "spec.base", s.Base)
+		checkImageOrOCI(c, v.fsys, "spec.base", s.Base)
 	}
+	checkAddMode(c, "spec.addMode", s.AddMode)
 	seenBundles := map[string]int{}
 	for i, b := range s.Bundles {
 		f := fmt.Sprintf("spec.bundles[%d]", i)
-		checkImage(c, f, b)
-		if j, ok := seenBundles[b]; ok {
+		checkImageOrOCI(c, v.fsys, f, b.Image)
+		checkAddMode(c, f+".addMode", b.AddMode)
+		if j, ok := seenBundles[b.Image]; ok {
 			c.fail(f, "duplicate of spec.bundles[%d]", j)
 		}
-		seenBundles[b] = i
+		seenBundles[b.Image] = i
 	}
 	seenPkgs := map[string]int{}
 	for i := range s.Packages {
@@ -487,6 +491,48 @@ func checkImage(c objectCheck, f, ref string) {
 	}
 	if _, err := name.NewTag(ref, name.StrictValidation); err != nil {
 		c.fail(f, "%q is not a valid image reference (registry/repository:tag or @sha256:digest, registry named explicitly): %v", ref, err)
+	}
+}
+
+func checkImageOrOCI(c objectCheck, fsys fs.FS, f, ref string) {
+	if IsOCISource(ref) {
+		checkOCI(c, fsys, f, ref)
+		return
+	}
+	checkImage(c, f, ref)
+}
+
+// checkOCI checks an oci://DIR[:tag] reference: a tag that could be one,
+// and, for a directory inside the spec tree, an OCI layout there.
+// Absolute paths are the machine's business, as for local sources.
+func checkOCI(c objectCheck, fsys fs.FS, f, ref string) {
+	dir, tag := OCIPath(ref)
+	switch {
+	case dir == "":
+		c.fail(f, "%q names no directory: write oci://DIR[:tag] (a relative DIR is relative to this file)", ref)
+		return
+	case tag != "" && !ociTagRE.MatchString(tag):
+		c.fail(f, "%q: %q is not a valid tag", ref, tag)
+		return
+	}
+	rel, inTree := localPath(c.o, dir)
+	switch {
+	case inTree:
+		if _, err := fs.Stat(fsys, path.Join(rel, "index.json")); err != nil {
+			c.fail(f, "%q: no OCI image layout at %s in the spec tree (no index.json)", ref, rel)
+		}
+	case !strings.HasPrefix(dir, "/"):
+		c.fail(f, "%q leaves the spec directory; keep layouts inside the config repo or give an absolute path", ref)
+	}
+}
+
+var ociTagRE = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+
+func checkAddMode(c objectCheck, f, m string) {
+	switch m {
+	case "", AddModeReplaces, AddModeSemver, AddModeSemverSkipPatch:
+	default:
+		c.fail(f, "%q must be %s, %s or %s (the modes of opm index add --mode)", m, AddModeReplaces, AddModeSemver, AddModeSemverSkipPatch)
 	}
 }
 
