@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -78,28 +77,17 @@ func Commit(dir, renderDir, message string) (*Committed, error) {
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 		return nil, fmt.Errorf("render directory %s is outside the work tree %s", renderDir, root)
 	}
-	prefix := filepath.ToSlash(rel) + "/"
-	if rel == "." {
-		prefix = ""
-	}
 	status, err := wt.Status()
 	if err != nil {
 		return nil, fmt.Errorf("git status: %w", err)
 	}
-	var elsewhere, mine []string
-	for p, st := range status {
-		inside := strings.HasPrefix(p, prefix)
-		switch {
-		case !inside && st.Staging != git.Unmodified && st.Staging != git.Untracked:
-			elsewhere = append(elsewhere, p)
-		case inside && (st.Staging != git.Unmodified || st.Worktree != git.Unmodified):
-			mine = append(mine, p)
-		}
+	mine, err := SelectChanges(statusFiles(status), filepath.ToSlash(rel))
+	var se *StagedElsewhereError
+	if errors.As(err, &se) {
+		se.RenderDir = renderDir
 	}
-	sort.Strings(elsewhere)
-	sort.Strings(mine)
-	if len(elsewhere) > 0 {
-		return nil, &StagedElsewhereError{RenderDir: renderDir, Paths: elsewhere}
+	if err != nil {
+		return nil, err
 	}
 	if len(mine) == 0 {
 		return &Committed{}, nil
@@ -120,6 +108,19 @@ func Commit(dir, renderDir, message string) (*Committed, error) {
 		return nil, fmt.Errorf("git commit: %w", err)
 	}
 	return &Committed{Hash: hash, Files: mine}, nil
+}
+
+// statusFiles converts go-git's status for SelectChanges.
+func statusFiles(status git.Status) []FileStatus {
+	files := make([]FileStatus, 0, len(status))
+	for p, st := range status {
+		files = append(files, FileStatus{
+			Path:    p,
+			Staged:  st.Staging != git.Unmodified && st.Staging != git.Untracked,
+			Changed: st.Staging != git.Unmodified || st.Worktree != git.Unmodified,
+		})
+	}
+	return files
 }
 
 // signature is the configured identity (repository, then global, then
