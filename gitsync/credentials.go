@@ -165,6 +165,10 @@ var SecretDirKeys = map[string]string{
 // name in the URL with a password from a file is therefore one credential,
 // as git does with a credential helper.
 //
+// For an SSH URL with no known_hosts from any source, and the environment
+// given, $HOME/.ssh/known_hosts is read, as ssh does. The private key is
+// never guessed: SSH needs --git-ssh-key or an identity in the Secret.
+//
 // A Secret directory with a url key (Argo CD) must name the same repository
 // as rawURL, so credentials meant for one server are never sent to another;
 // one with insecure set to true is refused, because Ferry always verifies
@@ -239,6 +243,16 @@ func LoadCredentials(rawURL string, src CredentialSources) (*Credentials, error)
 			bytes(&c.CABundle, s.CABundle)
 			bytes(&c.ClientCert, s.ClientCert)
 			bytes(&c.ClientKey, s.ClientKey)
+		}
+	}
+	if u.Transport == TransportSSH && len(c.KnownHosts) == 0 && src.Getenv != nil {
+		// What ssh reads when nothing else is given.
+		if home := src.Getenv("HOME"); home != "" {
+			b, err := os.ReadFile(filepath.Join(home, ".ssh", "known_hosts"))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("known_hosts: %w", err))
+			}
+			c.KnownHosts = b
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
