@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -44,11 +45,8 @@ func (c *Credentials) Empty() bool {
 }
 
 // String names the fields that are set, never their values, so printing
-// Credentials with any verb is safe.
-func (c *Credentials) String() string {
-	if c == nil {
-		return "Credentials{}"
-	}
+// Credentials (or a pointer to them) with any verb is safe.
+func (c Credentials) String() string {
 	var set []string
 	for _, f := range []struct {
 		name string
@@ -71,7 +69,10 @@ func (c *Credentials) String() string {
 }
 
 // GoString is String, for %#v.
-func (c *Credentials) GoString() string { return c.String() }
+func (c Credentials) GoString() string { return c.String() }
+
+// LogValue is String, for log/slog.
+func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // secrets lists the values a message must never contain.
 func (c *Credentials) secrets() []string {

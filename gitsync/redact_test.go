@@ -3,6 +3,7 @@ package gitsync
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -90,9 +91,13 @@ func TestErrorIsScrubbed(t *testing.T) {
 	if !errors.Is(err, cause) {
 		t.Error("the cause is not reachable with errors.Is")
 	}
+	var logged strings.Builder
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "creds", c, "value", *c)
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
-		if s := fmt.Sprintf(verb, c); strings.Contains(s, "hunter22") || strings.Contains(s, "tok-en-value") {
-			t.Errorf("Sprintf(%s, creds) = %q", verb, s)
+		for _, v := range []any{c, *c, []*Credentials{c}} {
+			if s := fmt.Sprintf(verb, v) + logged.String(); strings.Contains(s, "hunter22") || strings.Contains(s, "tok-en-value") {
+				t.Errorf("Sprintf(%s, %T) = %q", verb, v, s)
+			}
 		}
 	}
 }

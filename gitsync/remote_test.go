@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,6 +192,8 @@ func TestSyncClonesThenFetchesOnlyWhatIsNew(t *testing.T) {
 
 func TestPublish(t *testing.T) {
 	srv, opts := setup(t)
+	opts.Author = gitsync.Signature{Name: "Ferry Bot", Email: "ferry@corp.example.com"}
+	opts.Committer = gitsync.Signature{Name: "Platform Team", Email: "platform@corp.example.com"}
 	r := open(t, opts)
 	base := sync(t, r)
 
@@ -224,7 +227,7 @@ func TestPublish(t *testing.T) {
 			t.Errorf("committed %v, want the render file only", res.Files)
 		}
 		body, _ := srv.Git("", "--git-dir", srv.BareDir("fleet"), "log", "-1", "--format=%an <%ae>|%cn <%ce>|%(trailers:key=Ferry-Source-Revision,valueonly)", "main")
-		if want := "Ferry <ferry@localhost>|Ferry <ferry@localhost>|" + base; strings.TrimSpace(body) != want {
+		if want := "Ferry Bot <ferry@corp.example.com>|Platform Team <platform@corp.example.com>|" + base; strings.TrimSpace(body) != want {
 			t.Errorf("commit signature and trailer %q, want %q", strings.TrimSpace(body), want)
 		}
 	})
@@ -482,6 +485,8 @@ func TestCredentialsStayOutOfDiskCommitsAndErrors(t *testing.T) {
 	cache := t.TempDir()
 	opts := gitsync.DefaultOptions(withUser, cache)
 	opts.Path = "clusters/prod"
+	var logged bytes.Buffer
+	opts.Log = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r := open(t, opts)
 	sync(t, r)
 	writeFile(t, r.Dir(), "rendered/a/cs.yaml", "image: a@sha256:2\n")
@@ -504,6 +509,9 @@ func TestCredentialsStayOutOfDiskCommitsAndErrors(t *testing.T) {
 			}
 			return nil
 		})
+	}
+	if !strings.Contains(logged.String(), "git push") || strings.Contains(logged.String(), srv.Password) {
+		t.Errorf("log, want a push line and no password:\n%s", logged.String())
 	}
 	cfg := readFile(t, r.WorkTree(), ".git/config")
 	if !strings.Contains(cfg, srv.RepoURL("fleet")) || strings.Contains(cfg, "@") {

@@ -221,9 +221,8 @@ func (s *GitServer) Seed(name string, files map[string]string) string {
 }
 
 // Commit adds one commit on branch of repository name, made and pushed by
-// the git CLI as another writer would: files (path -> content) are written,
-// a nil-free empty content "" included; paths in remove are deleted. It
-// returns the new commit's hash.
+// the git CLI as another writer would: files (path -> content) are
+// written, paths in remove are deleted. It returns the new commit's hash.
 func (s *GitServer) Commit(name, branch, message string, files map[string]string, remove ...string) string {
 	s.t.Helper()
 	work := s.t.TempDir()
