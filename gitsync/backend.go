@@ -27,11 +27,11 @@ type Endpoint struct {
 }
 
 // Clone is a local clone with a work tree: what it fetches and pushes
-// (Remote), its checked-out files (WorkTree) and what it can tell about the
-// commits it holds (History).
+// (Remote), its checked-out files (WorkingCopy) and what it can tell about
+// the commits it holds (History).
 type Clone interface {
 	Remote
-	WorkTree
+	WorkingCopy
 	History
 	// Close releases what the clone holds open.
 	Close() error
@@ -55,8 +55,8 @@ type Remote interface {
 	Push(ctx context.Context, rev, branch, old string) error
 }
 
-// WorkTree is the checked-out side of a clone.
-type WorkTree interface {
+// WorkingCopy is the checked-out side of a clone.
+type WorkingCopy interface {
 	// Path is the work tree's root directory.
 	Path() string
 	// Checkout makes the work tree hold exactly rev: tracked files reset,
@@ -90,7 +90,7 @@ type Signature struct {
 	When time.Time
 }
 
-// CommitRequest is what WorkTree.Commit records.
+// CommitRequest is what WorkingCopy.Commit records.
 type CommitRequest struct {
 	// Dir is the directory whose changes are committed, slash-separated and
 	// relative to the work tree root ("" or "." for the whole tree).
@@ -105,7 +105,7 @@ type CommitRequest struct {
 	Parents []string
 }
 
-// CommitResult is a commit WorkTree.Commit made.
+// CommitResult is a commit WorkingCopy.Commit made.
 type CommitResult struct {
 	// Hash is the commit, "" when nothing changed.
 	Hash string

@@ -164,7 +164,7 @@ var SecretDirKeys = map[string]string{
 // what the user typed in the URL wins), the CredentialSources fields (the
 // CLI's flags), the FERRY_GIT_* environment, the Secret directory. A user
 // name in the URL with a password from a file is therefore one credential,
-// as git does with a credential helper.
+// as git does when its credential store supplies the password.
 //
 // For an SSH URL with no known_hosts from any source, and the environment
 // given, $HOME/.ssh/known_hosts is read, as ssh does. The private key is

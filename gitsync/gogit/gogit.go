@@ -231,7 +231,7 @@ func classify(err error) error {
 	return err
 }
 
-// Checkout implements gitsync.WorkTree.
+// Checkout implements gitsync.WorkingCopy.
 func (c *clone) Checkout(ctx context.Context, rev string) error {
 	wt, err := c.repo.Worktree()
 	if err != nil {
@@ -243,7 +243,7 @@ func (c *clone) Checkout(ctx context.Context, rev string) error {
 	return wt.Clean(&git.CleanOptions{Dir: true})
 }
 
-// Commit implements gitsync.WorkTree with gitsync.SelectChanges' rule.
+// Commit implements gitsync.WorkingCopy with gitsync.SelectChanges' rule.
 func (c *clone) Commit(ctx context.Context, req gitsync.CommitRequest) (gitsync.CommitResult, error) {
 	wt, err := c.repo.Worktree()
 	if err != nil {

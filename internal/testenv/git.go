@@ -90,7 +90,7 @@ func StartGitServer(t testing.TB, opts GitOptions) *GitServer {
 		}
 	}
 	// Keep the developer's ~/.gitconfig and /etc/gitconfig (signing, hooks,
-	// default branch) out of both the server and the helpers.
+	// default branch) out of both the server and the git commands below.
 	s.env = []string{
 		"HOME=" + home,
 		"GIT_CONFIG_NOSYSTEM=1",

@@ -139,21 +139,19 @@ func (g *GitSSHServer) serve(conn net.Conn, cfg *ssh.ServerConfig, env []string)
 	}
 	defer sc.Close()
 	go ssh.DiscardRequests(reqs)
+	// git opens one channel for its one command; whatever its type, it
+	// carries an exec request or nothing is run.
 	for nc := range chans {
-		if nc.ChannelType() != "session" {
-			nc.Reject(ssh.UnknownChannelType, "sessions only")
-			continue
-		}
 		ch, creqs, err := nc.Accept()
 		if err != nil {
 			return
 		}
-		go g.session(ch, creqs, env)
+		go g.run(ch, creqs, env)
 	}
 }
 
-// session runs the one exec request of a git client.
-func (g *GitSSHServer) session(ch ssh.Channel, reqs <-chan *ssh.Request, env []string) {
+// run serves the one exec request of a git client on ch.
+func (g *GitSSHServer) run(ch ssh.Channel, reqs <-chan *ssh.Request, env []string) {
 	defer ch.Close()
 	for req := range reqs {
 		if req.Type != "exec" {
