@@ -106,3 +106,32 @@ func dirSize(root string) int64 {
 	})
 	return n
 }
+
+// BenchmarkPublish1000Files commits and pushes a render in which 1,000
+// files changed (a catalog of 1,000 packages), to a bare repository on
+// the local file system.
+func BenchmarkPublish1000Files(b *testing.B) {
+	bare := localRepo(b, fleet, nil)
+	opts := gitsync.DefaultOptions(bare, b.TempDir())
+	opts.Path = "clusters/prod"
+	r, err := gitsync.Open(b.Context(), gogit.New(), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		if _, err := r.Sync(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		for p := range 1000 {
+			writeFile(b, r.Dir(), fmt.Sprintf("rendered/catalogs/c/configs/p%04d/catalog.yaml", p), fmt.Sprintf("run %d\n", i))
+		}
+		i++
+		b.StartTimer()
+		if _, err := r.Publish(b.Context(), "ferry: render", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -92,15 +92,8 @@ func Commit(dir, renderDir, message string) (*Committed, error) {
 	if len(mine) == 0 {
 		return &Committed{}, nil
 	}
-	for _, p := range mine {
-		if status[p].Worktree == git.Deleted {
-			_, err = wt.Remove(p)
-		} else {
-			_, err = wt.Add(p)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("git add %s: %w", p, err)
-		}
+	if err := stage(wt, status, filepath.ToSlash(rel), mine); err != nil {
+		return nil, err
 	}
 	sig := signature(repo)
 	hash, err := wt.Commit(message, &git.CommitOptions{Author: sig, Committer: sig})
@@ -108,6 +101,28 @@ func Commit(dir, renderDir, message string) (*Committed, error) {
 		return nil, fmt.Errorf("git commit: %w", err)
 	}
 	return &Committed{Hash: hash, Files: mine}, nil
+}
+
+// stage adds paths, all under dir, to the index: one directory add (one
+// status walk, one index write) rather than go-git's Add per file, which
+// walks the status each time and takes minutes for a thousand files.
+func stage(wt *git.Worktree, status git.Status, dir string, paths []string) error {
+	if _, err := wt.Filesystem.Lstat(dir); err == nil {
+		if err := wt.AddWithOptions(&git.AddOptions{Path: dir}); err != nil {
+			return fmt.Errorf("git add %s: %w", dir, err)
+		}
+		return nil
+	}
+	// The whole directory is gone: remove its files one by one.
+	for _, p := range paths {
+		if status.File(p).Worktree != git.Deleted {
+			return fmt.Errorf("git add %s: %s is missing but %s is not deleted", p, dir, p)
+		}
+		if _, err := wt.Remove(p); err != nil {
+			return fmt.Errorf("git rm %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // statusFiles converts go-git's status for SelectChanges.

@@ -17,7 +17,7 @@ import (
 
 // localRepo makes a bare repository whose main holds files, with the git
 // CLI, and returns its path.
-func localRepo(t *testing.T, files map[string]string, links map[string]string) string {
+func localRepo(t testing.TB, files map[string]string, links map[string]string) string {
 	t.Helper()
 	gitBin, err := exec.LookPath("git")
 	if err != nil {
@@ -140,4 +140,58 @@ func mustParse(t *testing.T, url string) gitsync.RepoURL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+func TestPublishDeletesAndAdds(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, dir string)
+		want   []string
+	}{
+		{
+			name: "the render directory removed whole",
+			change: func(t *testing.T, dir string) {
+				if err := os.RemoveAll(filepath.Join(dir, "rendered")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: []string{"clusters/prod/rendered/a/cs.yaml", "clusters/prod/rendered/ferry.lock"},
+		},
+		{
+			name: "a file replaced by another, spec edit left out",
+			change: func(t *testing.T, dir string) {
+				os.Remove(filepath.Join(dir, "rendered/ferry.lock"))
+				writeFile(t, dir, "rendered/b/cs.yaml", "b\n")
+				writeFile(t, dir, "catalog.yaml", "edited\n")
+			},
+			want: []string{"clusters/prod/rendered/b/cs.yaml", "clusters/prod/rendered/ferry.lock"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bare := localRepo(t, fleet, nil)
+			opts := gitsync.DefaultOptions(bare, t.TempDir())
+			opts.Path = "clusters/prod"
+			r := open(t, opts)
+			sync(t, r)
+			tc.change(t, r.Dir())
+			res, err := r.Publish(t.Context(), "ferry: render", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(res.Files, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("committed %v, want %v", res.Files, tc.want)
+			}
+			out, err := exec.Command("git", "--git-dir", bare, "show", "--name-status", "--format=", "main").CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			var pushed []string
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				pushed = append(pushed, strings.Fields(l)[1])
+			}
+			if strings.Join(pushed, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("the pushed commit changes %v, want %v", pushed, tc.want)
+			}
+		})
+	}
 }
