@@ -28,11 +28,12 @@ func (o *Observer) bundleAdder(ctx context.Context, c *spec.Catalog) (render.Add
 		if err != nil {
 			return nil, fmt.Errorf("catalog %s: bundle %s: %w", c.Metadata.Name, ref, err)
 		}
-		fsys, err := catalogimage.ReadDirs(img, o.Limits, "/manifests", "/metadata")
+		tree, err := catalogimage.ReadDirs(ctx, img, o.readOptions(pinned), "/manifests", "/metadata")
 		if err != nil {
 			return nil, fmt.Errorf("catalog %s: bundle %s: %w", c.Metadata.Name, ref, err)
 		}
-		b, p, err := bundle.Render(fsys, pinned, bundle.DefaultOptions())
+		b, p, err := bundle.Render(tree.FS, pinned, bundle.DefaultOptions())
+		tree.Close()
 		if err != nil {
 			return nil, fmt.Errorf("catalog %s: bundle %s: %w", c.Metadata.Name, ref, err)
 		}

@@ -41,6 +41,18 @@ type planned struct {
 	res      *reconcile.Result
 	obs      *reconcile.Observer
 	previous fs.FS // the previous render, nil if none
+	// incomplete lists the parts that could not be planned; the command
+	// does the rest and then fails with it.
+	incomplete *reconcile.IncompleteError
+}
+
+// finish is a command's result once it did what it could: err if it
+// failed itself, else the parts of the plan that failed, if any.
+func (p *planned) finish(err error) error {
+	if err != nil || p.incomplete == nil {
+		return err
+	}
+	return p.incomplete
 }
 
 // computePlan loads the spec in dir and computes the plan against the
@@ -75,10 +87,15 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 		previous = os.DirFS(filepath.Join(dir, f.RenderDir))
 	}
 	plan, res, err := obs.Compute(ctx, cfg, previous)
-	if err != nil {
+	var incomplete *reconcile.IncompleteError
+	if errors.As(err, &incomplete) {
+		for _, f := range incomplete.Failures {
+			fmt.Fprintf(errOut, "failed: %s\n", f)
+		}
+	} else if err != nil {
 		return nil, err
 	}
-	return &planned{cfg: cfg, plan: plan, res: res, obs: obs, previous: previous}, nil
+	return &planned{cfg: cfg, plan: plan, res: res, obs: obs, previous: previous, incomplete: incomplete}, nil
 }
 
 // checkMirror asks the mirror what it lacks, for diff and --dry-run. A
@@ -121,7 +138,8 @@ func newDiffCmd() *cobra.Command {
 		Long: `Computes the plan against the previous render (DIR's render directory) and prints
 it in catalog terms: packages, channels and heads, bundles added and removed,
 files that would change. Exit codes follow kubectl diff: 0 nothing to do,
-1 changes pending, 2 invalid input, 3 failure.`,
+1 changes pending, 2 invalid input, 3 failure (also when a catalog or an
+image could not be planned: the rest of the plan is printed).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := dirArg(args)
@@ -135,6 +153,9 @@ files that would change. Exit codes follow kubectl diff: 0 nothing to do,
 			p.checkMirror(cmd.Context(), cmd.ErrOrStderr())
 			if err := writePlan(cmd.OutOrStdout(), p.plan, output); err != nil {
 				return diffFailure(err)
+			}
+			if p.incomplete != nil {
+				return diffFailure(p.incomplete)
 			}
 			if p.plan.HasChanges() {
 				return &exitError{code: 1}
@@ -188,7 +209,7 @@ It writes nowhere else: no registry, no cluster, no git.`,
 				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d file(s) to %s.\n", len(p.res.Files), out)
-			return err
+			return p.finish(err)
 		},
 	}
 	f.add(cmd)

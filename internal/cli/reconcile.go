@@ -74,12 +74,12 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 			}
 			if f.DryRun {
 				p.checkMirror(cmd.Context(), cmd.ErrOrStderr())
-				return writePlan(cmd.OutOrStdout(), p.plan, output)
+				return p.finish(writePlan(cmd.OutOrStdout(), p.plan, output))
 			}
 			if f.ToArchive != "" {
-				return f.export(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), p)
+				return p.finish(f.export(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), p))
 			}
-			return f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p)
+			return p.finish(f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p))
 		},
 	}
 	f.add(cmd)

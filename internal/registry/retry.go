@@ -40,9 +40,9 @@ type RetryPolicy struct {
 	StallTimeout time.Duration
 	// TransferAttempts bounds the tries of one transfer as a whole (a blob
 	// read to its end, a manifest and its config): a stream that breaks
-	// after its response started (a reset mid-body, a stall, a digest
-	// mismatch) cannot be retried by the request layer, so the transfer
-	// starts over and reads the content again.
+	// after its response started (a reset mid-body, a stall) cannot be
+	// retried by the request layer, so the transfer starts over and reads
+	// the content again.
 	TransferAttempts int
 }
 
@@ -218,23 +218,23 @@ func Retryable(err error) bool {
 }
 
 // TransferRetryable is the default judgement of Transfer: read the content
-// again when its stream broke (a reset or stall mid-body, a short body) or
-// arrived with the wrong digest, which a flaky proxy can cause; never after
-// the request layer gave up, on cancellation, on content over a limit, or on
-// a registry's answer (404, 401, a status the transport already retried).
+// again when its stream broke (a reset or stall mid-body, a body cut
+// short), which a new attempt can fix. Content that arrived whole with the
+// wrong digest is not read again: a registry that lies once lies again, and
+// another attempt would only cost the declared size once more. Nor is
+// anything retried after the request layer gave up, on cancellation, on
+// content over a limit, or on a registry's answer (404, 401, a status the
+// transport already retried).
 func TransferRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var ee *ExhaustedError
 	var tl *TooLargeError
-	var te *transport.Error
-	if errors.As(err, &ee) || errors.As(err, &tl) || errors.As(err, &te) {
-		return false
-	}
 	var de *DigestError
-	if errors.As(err, &de) || strings.Contains(err.Error(), "error verifying sha256 checksum") || strings.Contains(err.Error(), "error verifying size") {
-		return true
+	var te *transport.Error
+	if errors.As(err, &ee) || errors.As(err, &tl) || errors.As(err, &de) || errors.As(err, &te) {
+		return false
 	}
 	return Retryable(err)
 }
