@@ -239,21 +239,18 @@ func (e permanentError) Unwrap() error { return e.error }
 
 // transferRetryable is the engine's judgement: unlike a read, a copy is
 // worth another try on any failure but cancellation, a permanent one, and
-// requests the transport already gave up on; a registry's answer is final
-// except for a PATCH, which the transport never replays.
+// what registry.TransferRetryable refuses for a reason (requests the
+// transport gave up on, content over a limit, a registry's final answer).
 func transferRetryable(err error) bool {
 	var pe permanentError
 	var ee *registry.ExhaustedError
 	var tl *registry.TooLargeError
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &pe) || errors.As(err, &ee) || errors.As(err, &tl) {
-		return false
-	}
 	var te *transport.Error
-	if errors.As(err, &te) {
-		// A replayable request with a retryable status was retried by the
-		// transport already; only a PATCH (never replayed) is worth
-		// another transfer.
-		return registry.RetryableStatus(te.StatusCode) && te.Request != nil && !registry.Replayable(te.Request)
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &pe) || errors.As(err, &ee) || errors.As(err, &tl):
+		return false
+	case errors.As(err, &te):
+		return registry.TransferRetryable(err)
 	}
 	return true
 }

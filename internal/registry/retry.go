@@ -224,7 +224,8 @@ func Retryable(err error) bool {
 // another attempt would only cost the declared size once more. Nor is
 // anything retried after the request layer gave up, on cancellation, on
 // content over a limit, or on a registry's answer (404, 401, a status the
-// transport already retried).
+// transport already retried) except a retryable status to a request the
+// transport could not replay (a blob chunk's PATCH).
 func TransferRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
@@ -232,9 +233,12 @@ func TransferRetryable(err error) bool {
 	var ee *ExhaustedError
 	var tl *TooLargeError
 	var de *DigestError
-	var te *transport.Error
-	if errors.As(err, &ee) || errors.As(err, &tl) || errors.As(err, &de) || errors.As(err, &te) {
+	if errors.As(err, &ee) || errors.As(err, &tl) || errors.As(err, &de) {
 		return false
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return RetryableStatus(te.StatusCode) && te.Request != nil && !Replayable(te.Request)
 	}
 	return Retryable(err)
 }
