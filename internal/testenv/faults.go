@@ -140,22 +140,34 @@ func ManifestGET(ref string) func(*http.Request) bool {
 	}
 }
 
-// Method matches requests by method and a path fragment ("" matches any).
+// Method matches requests by method ("" matches any) and a path fragment.
 func Method(method, pathContains string) func(*http.Request) bool {
 	return func(r *http.Request) bool {
-		return r.Method == method && strings.Contains(r.URL.Path, pathContains)
+		return (method == "" || r.Method == method) && strings.Contains(r.URL.Path, pathContains)
 	}
 }
 
 // Faults.
 
-// Status answers with code and the given header pairs.
+// Status answers with code, an error body in the registry API's form,
+// and the given header pairs.
 func Status(code int, header ...string) func(http.ResponseWriter, *http.Request, http.Handler) {
+	apiCode := map[int]string{
+		http.StatusUnauthorized:    "UNAUTHORIZED",
+		http.StatusForbidden:       "DENIED",
+		http.StatusNotFound:        "MANIFEST_UNKNOWN",
+		http.StatusTooManyRequests: "TOOMANYREQUESTS",
+	}[code]
+	if apiCode == "" {
+		apiCode = "UNAVAILABLE"
+	}
 	return func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
 		for i := 0; i+1 < len(header); i += 2 {
 			w.Header().Set(header[i], header[i+1])
 		}
-		http.Error(w, `{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}`, code)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"errors":[{"code":%q,"message":"injected %d"}]}`, apiCode, code)
 	}
 }
 
@@ -237,10 +249,20 @@ func FlipLastByte(b []byte) []byte {
 	return b
 }
 
-// Endless answers 200 with the registry's headers but no Content-Length
-// and a body that never ends (the real body, then zeros), until the client
-// hangs up.
+// Endless answers 200 with the registry's headers but no Content-Length,
+// and zeros instead of the content, without end (until the client hangs
+// up, or two minutes).
 func Endless(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	endless(w, r, next, false)
+}
+
+// EndlessAfterBody answers like the registry, but without Content-Length
+// and with zeros after the real body, without end.
+func EndlessAfterBody(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	endless(w, r, next, true)
+}
+
+func endless(w http.ResponseWriter, r *http.Request, next http.Handler, body bool) {
 	rec := record(next, r)
 	copyHeader(w, rec)
 	w.Header().Del("Content-Length")
@@ -248,7 +270,9 @@ func Endless(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	_, _ = w.Write(rec.Body.Bytes())
+	if body {
+		_, _ = w.Write(rec.Body.Bytes())
+	}
 	zeros := make([]byte, 256<<10)
 	deadline := time.Now().Add(maxStall)
 	for r.Context().Err() == nil && time.Now().Before(deadline) {
@@ -257,6 +281,10 @@ func Endless(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		}
 	}
 }
+
+// Pass lets the registry answer; a fault that passes only marks the time a
+// request came, for checking what the client waited.
+func Pass(w http.ResponseWriter, r *http.Request, next http.Handler) { next.ServeHTTP(w, r) }
 
 // record runs the registry's handler into a recorder.
 func record(next http.Handler, r *http.Request) *httptest.ResponseRecorder {
