@@ -391,9 +391,15 @@ func mustClient(t *testing.T) *registry.Client {
 	t.Helper()
 	auth := filepath.Join(t.TempDir(), "auth.json")
 	os.WriteFile(auth, []byte(`{"auths":{}}`), 0o600)
-	rc, err := registry.New(registry.Options{AuthFile: auth, Retry: fastPolicy()})
+	return mustClientTB(t, auth)
+}
+
+// mustClientTB is a registry client with no credentials and fastPolicy.
+func mustClientTB(tb testing.TB, authFile string) *registry.Client {
+	tb.Helper()
+	rc, err := registry.New(registry.Options{AuthFile: authFile, Retry: fastPolicy()})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return rc
 }

@@ -440,7 +440,7 @@ func (x *extractor) check(i int, raw, rel string, size int64) error {
 // inside it, whatever the name; links are never created, so none can be
 // followed.
 func (x *extractor) write(rel string, r io.Reader, size int64) error {
-	if d := path.Dir(rel); d != "." {
+	if d := path.Dir(rel); d != "." && !x.dirs[d] {
 		if err := x.root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
 			return err
 		}
