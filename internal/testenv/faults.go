@@ -51,6 +51,13 @@ func NewFaults(faults ...Fault) *Faults {
 	return &Faults{faults: faults, used: make([]int, len(faults))}
 }
 
+// Set replaces the faults (and their counts of uses); the log stays.
+func (f *Faults) Set(faults ...Fault) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults, f.used = faults, make([]int, len(faults))
+}
+
 // Log returns the requests faulted so far.
 func (f *Faults) Log() []Faulted {
 	f.mu.Lock()
