@@ -231,18 +231,23 @@ func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous
 // previous render, files and image, so nothing it serves changes, and its
 // previous images stay in the mirror's set.
 func failedCatalog(ctx context.Context, c *spec.Catalog, previous fs.FS, err error) *catalogOutcome {
-	name := c.Metadata.Name
-	f := &Failure{Kind: FailedCatalog, Name: name, Reason: registry.Redact(strings.TrimPrefix(err.Error(), "catalog "+name+": "))}
-	out := &catalogOutcome{spec: c, failure: f, files: previousFiles(previous, render.CatalogDir(name))}
-	prev, prevImage := previousCatalog(ctx, previous, name)
-	out.change = CatalogChange{Name: name, Action: Unchanged, Image: prevImage, PreviousImage: prevImage, Failed: f.Reason}
+	catalog := c.Metadata.Name
+	f := &Failure{Kind: FailedCatalog, Name: catalog, Reason: registry.Redact(strings.TrimPrefix(err.Error(), "catalog "+catalog+": "))}
+	out := &catalogOutcome{spec: c, failure: f, files: previousFiles(previous, render.CatalogDir(catalog))}
+	prev, prevImage := previousCatalog(ctx, previous, catalog)
+	out.change = CatalogChange{Name: catalog, Action: Unchanged, Image: prevImage, PreviousImage: prevImage, Failed: f.Reason}
 	if prev == nil {
 		return out
 	}
 	f.Kept = "keeps its previous render"
-	out.mirror = mirror.Catalog{Name: name, Config: prev, Source: c.Spec.Source}
+	out.mirror = mirror.Catalog{Name: catalog, Config: prev, Source: c.Spec.Source}
 	if repo, digest, ok := strings.Cut(prevImage, "@"); ok {
+		// The spec's target (with its tag) when the previous image is
+		// there, as the previous lock recorded it.
 		out.mirror.Target, out.mirror.Digest = repo, digest
+		if t, err := name.NewTag(c.Spec.Target, name.WeakValidation); err == nil && t.Context().String() == repo {
+			out.mirror.Target = c.Spec.Target
+		}
 	}
 	return out
 }

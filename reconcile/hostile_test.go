@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -27,6 +28,7 @@ import (
 	"github.com/ferry-gitops/ferry/internal/registry"
 	"github.com/ferry-gitops/ferry/internal/testenv"
 	"github.com/ferry-gitops/ferry/render"
+	"github.com/ferry-gitops/ferry/render/mirror"
 	"github.com/ferry-gitops/ferry/spec"
 )
 
@@ -475,6 +477,16 @@ func TestFailedCatalogKeepsPreviousRender(t *testing.T) {
 		if res.Mirror.Image(src) == nil {
 			t.Errorf("%s missing from the image set: both catalogs' images stay mirrored", src)
 		}
+	}
+	lock := func(files map[string][]byte) *mirror.Lock {
+		l, err := mirror.ReadLock(bytes.NewReader(files[mirror.LockFile]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if diff := cmp.Diff(lock(first.Files).Catalogs, lock(res.Files).Catalogs); diff != "" {
+		t.Errorf("the lock's catalogs changed although catalog a failed and b did not change (-before +after):\n%s", diff)
 	}
 	var text bytes.Buffer
 	plan.WriteText(&text)

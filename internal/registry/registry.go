@@ -112,6 +112,7 @@ func (c *Client) Transport(host string) *Transport {
 	t, _ := c.transports.LoadOrStore(host, NewTransport(TransportOptions{
 		Host:             host,
 		Insecure:         c.insecure[host],
+		Conns:            max(16, c.opts.Concurrency),
 		Policy:           c.opts.Retry,
 		MaxManifestBytes: c.opts.MaxManifestBytes,
 		Log:              c.opts.Log,
