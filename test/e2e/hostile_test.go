@@ -148,4 +148,18 @@ spec:
 	if srcFaults.Count("swap") == 0 {
 		t.Error("the lie was never served")
 	}
+
+	// diff and render plan the rest and fail at the end.
+	stdout, stderr, code = ferry(t, "diff", work, "-a", auth)
+	if code != 3 || !strings.Contains(stdout, "Catalog/a: failed, keeps its previous render: source: ") || !strings.Contains(stdout, "Catalog/b: unchanged") {
+		t.Errorf("diff with a lying source: exit %d, want 3 with the plan printed\n%s\n%s", code, stdout, stderr)
+	}
+	out := t.TempDir()
+	stdout, stderr, code = ferry(t, "render", work, "-a", auth, "-o", out)
+	if code != 1 || !strings.Contains(stderr, "failed: catalog a: ") {
+		t.Errorf("render with a lying source: exit %d, want 1\n%s\n%s", code, stdout, stderr)
+	}
+	if got := readFile(t, out, "catalogs/b/configs/nfs-provisioner-operator/catalog.yaml"); !strings.Contains(got, "nfs-provisioner-operator") {
+		t.Error("render did not write catalog b")
+	}
 }
