@@ -96,7 +96,6 @@ func (c *Client) Remote(ref name.Reference, extra ...remote.Option) []remote.Opt
 		remote.WithTransport(c.Transport(ref.Context().RegistryStr())),
 		remote.WithRetryStatusCodes(),
 		remote.WithRetryPredicate(func(error) bool { return false }),
-		remote.WithUserAgent("ferry"),
 	}
 	if c.opts.Concurrency > 0 {
 		opts = append(opts, remote.WithJobs(c.opts.Concurrency))

@@ -244,8 +244,8 @@ func TransferRetryable(err error) bool {
 }
 
 // Replayable reports whether a request can be sent again: it has no body
-// or can make a new one, and is not a PATCH, which appends to an upload
-// session, nor a blob upload's PUT carrying data.
+// or can make a new one, and is not a PATCH, which appends to an upload in
+// progress, nor a blob upload's PUT carrying data.
 func Replayable(req *http.Request) bool {
 	if req.Method == http.MethodPatch || (req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/blobs/uploads/") && req.Body != nil && req.Body != http.NoBody) {
 		return false
