@@ -9,7 +9,7 @@ import (
 // urlPattern finds URLs in error text: net/http and go-containerregistry
 // put request URLs in their messages, and a URL can carry userinfo or a
 // signed query string (a blob redirect to object storage, an upload
-// session's state).
+// upload's state token).
 var urlPattern = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+`)
 
 // authPattern finds credentials spelled out in text: an Authorization
