@@ -8,8 +8,8 @@ import (
 
 // urlPattern finds URLs in error text: net/http and go-containerregistry
 // put request URLs in their messages, and a URL can carry userinfo or a
-// signed query string (a blob redirect to object storage, an upload
-// upload's state token).
+// signed query string (a blob redirect to object storage, the state token
+// of an upload in progress).
 var urlPattern = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+`)
 
 // authPattern finds credentials spelled out in text: an Authorization
