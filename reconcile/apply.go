@@ -241,7 +241,12 @@ func (o *Observer) push(ctx context.Context, img BuiltImage) (bool, error) {
 	// replaces its HTTP client when it adds a mount source's scope while
 	// concurrent layer uploads use it (a data race). A catalog image has a
 	// handful of layers.
-	if err := remote.Push(ref, img.Image, o.Registry.Remote(ref, remote.WithContext(ctx), remote.WithJobs(1))...); err != nil {
+	// A push that broke off mid-blob starts again; what arrived is found
+	// by the existence checks and not sent twice.
+	err = o.Registry.Transfer(ctx, func(ctx context.Context) error {
+		return remote.Push(ref, img.Image, o.Registry.Remote(ref, remote.WithContext(ctx), remote.WithJobs(1))...)
+	})
+	if err != nil {
 		return false, err
 	}
 	return true, nil

@@ -85,14 +85,15 @@ func (o *Observer) renderBundle(ctx context.Context, c *spec.Catalog, ref string
 	if err != nil {
 		return fbc.Bundle{}, bundle.Placement{}, err
 	}
-	fsys, err := catalogimage.ReadDirs(img, o.Limits, "/manifests", "/metadata")
+	tree, err := catalogimage.ReadDirs(ctx, img, o.readOptions(ref), "/manifests", "/metadata")
 	if err != nil {
 		return fbc.Bundle{}, bundle.Placement{}, err
 	}
+	defer tree.Close()
 	if spec.IsOCISource(ref) {
 		pinned = ""
 	}
-	return bundle.Render(fsys, pinned, bundle.Options{})
+	return bundle.Render(tree.FS, pinned, bundle.Options{})
 }
 
 // bundleOrigin names spec.bundles[i] of c with its file and line.

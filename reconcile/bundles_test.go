@@ -382,7 +382,7 @@ func TestOCILayoutSourceRendersAsRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	catalog, err := catalogimage.Build(base, os.DirFS(filepath.Join(w.specDir, "source")), catalogimage.BuildOptions{})
+	catalog, err := catalogimage.Build(t.Context(), base, os.DirFS(filepath.Join(w.specDir, "source")), catalogimage.BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/ferry-gitops/ferry/internal/registry"
 	"github.com/ferry-gitops/ferry/render/mirror"
 )
 
@@ -43,12 +44,16 @@ const checkConcurrency = 8
 
 // CheckMirror asks the mirror which images of the set it lacks (one HEAD
 // per image, as a reconcile would) and the sources how large those are. It
-// only reads.
+// only reads. The first image the mirror cannot be asked about stops the
+// check: every request retries under the registry policy, so asking about
+// thousands of images of an unreachable mirror would take hours.
 func (o *Observer) CheckMirror(ctx context.Context, set *mirror.Set) *CopyPlan {
 	pairs := set.CopyPairs()
 	cp := &CopyPlan{}
 	results := make([]ImageCopy, len(pairs))
 	missing := make([]bool, len(pairs))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -56,15 +61,24 @@ func (o *Observer) CheckMirror(ctx context.Context, set *mirror.Set) *CopyPlan {
 		failures []error
 	)
 	for i, c := range pairs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			present, err := o.present(ctx, c)
 			if err != nil {
 				mu.Lock()
-				failures = append(failures, err)
+				if ctx.Err() == nil {
+					failures = append(failures, fmt.Errorf("%s: %w", c.Destination, err))
+				}
 				mu.Unlock()
+				cancel()
 				return
 			}
 			if present {
@@ -76,8 +90,11 @@ func (o *Observer) CheckMirror(ctx context.Context, set *mirror.Set) *CopyPlan {
 		}()
 	}
 	wg.Wait()
+	if len(failures) == 0 && ctx.Err() != nil {
+		failures = append(failures, ctx.Err())
+	}
 	if len(failures) > 0 {
-		cp.Unchecked = fmt.Sprintf("the mirror could not be asked: %v", failures[0])
+		cp.Unchecked = fmt.Sprintf("the mirror could not be asked: %s", registry.Redact(failures[0].Error()))
 		for _, c := range pairs {
 			cp.Images = append(cp.Images, ImageCopy{Source: c.Source, Destination: c.Destination})
 		}

@@ -9,13 +9,15 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"testing/fstest"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ferry-gitops/ferry/internal/catalogimage"
 	"github.com/ferry-gitops/ferry/internal/fbc"
+	"github.com/ferry-gitops/ferry/internal/memfs"
+	"github.com/ferry-gitops/ferry/internal/registry"
 	"github.com/ferry-gitops/ferry/render"
 	"github.com/ferry-gitops/ferry/render/mirror"
 	"github.com/ferry-gitops/ferry/spec"
@@ -48,27 +50,52 @@ type BuiltImage struct {
 // Compute observes sources, renders every Catalog, builds the catalog
 // images in memory and compares the result with the previous render
 // (previous may be nil). Nothing is written anywhere.
+//
+// A failure is isolated to what it concerns. A catalog whose source,
+// bundles or base cannot be read, or that does not render, keeps its
+// previous render (files, image and mirror entries) while every other
+// catalog is planned; an image of the mirror's set whose tag cannot be
+// resolved keeps the digest the previous lock recorded or, without one,
+// is left out, failing the catalogs that list it. Compute then returns the
+// plan and the result with an *IncompleteError listing the failures (also
+// in Plan.Failures), so the caller applies the rest and fails at the end.
+// Other errors (cancellation, a mirror set that cannot be built at all)
+// return no plan.
 func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS) (*Plan, *Result, error) {
 	res := &Result{Files: map[string][]byte{}, Instance: Instance(cfg)}
 	plan := &Plan{}
-	var errs []error
-	sources := map[string]*Source{}
-	for _, c := range cfg.Catalogs {
-		change, err := o.computeCatalog(ctx, c, previous, res, sources)
+	outcomes := make([]*catalogOutcome, len(cfg.Catalogs))
+	for i, c := range cfg.Catalogs {
+		out, err := o.computeCatalog(ctx, c, previous, res.Instance)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			if cerr := ctx.Err(); cerr != nil {
+				return nil, nil, cerr
+			}
+			out = failedCatalog(ctx, c, previous, err)
 		}
-		plan.Catalogs = append(plan.Catalogs, change)
+		outcomes[i] = out
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, nil, err
-	}
-	plan.Catalogs = append(plan.Catalogs, deletedCatalogs(ctx, cfg, previous)...)
-	set, err := o.mirrorSet(ctx, cfg, res, sources)
+	set, imageFailures, err := o.mirrorSet(ctx, cfg, outcomes, previous)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, nil, cerr
+		}
 		return nil, nil, fmt.Errorf("mirror: %w", err)
 	}
+	for _, out := range outcomes {
+		plan.Catalogs = append(plan.Catalogs, out.change)
+		for p, b := range out.files {
+			res.Files[p] = b
+		}
+		if out.failure != nil {
+			plan.Failures = append(plan.Failures, *out.failure)
+			continue
+		}
+		res.Images = append(res.Images, out.image)
+		res.Catalogs = append(res.Catalogs, out.rendered)
+	}
+	plan.Failures = append(plan.Failures, imageFailures...)
+	plan.Catalogs = append(plan.Catalogs, deletedCatalogs(ctx, cfg, previous)...)
 	if set != nil {
 		files, err := set.Files(res.MirrorOptions())
 		if err != nil {
@@ -88,6 +115,9 @@ func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS
 		res.Files[render.OperatorHubFile] = b
 	}
 	plan.Files = diffFiles(previous, res.Files)
+	if len(plan.Failures) > 0 {
+		return plan, res, &IncompleteError{Failures: plan.Failures}
+	}
 	return plan, res, nil
 }
 
@@ -111,63 +141,193 @@ func (res *Result) MirrorOptions() mirror.Options {
 	return o
 }
 
-func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous fs.FS, res *Result, sources map[string]*Source) (CatalogChange, error) {
+// Failure is one part of the plan that could not be computed.
+type Failure struct {
+	// Kind is FailedCatalog or FailedImage.
+	Kind FailureKind `json:"kind"`
+	// Name is the catalog's name or the image reference.
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+	// Kept says what stands in for it this run: the previous render of a
+	// catalog, the previous digest of an image, or nothing ("").
+	Kept string `json:"kept,omitempty"`
+	// Err is the failure itself, for errors.As (a *bundle.Error lists
+	// every bad bundle); Reason is its redacted text.
+	Err error `json:"-"`
+}
+
+// FailureKind says what failed.
+type FailureKind string
+
+const (
+	// FailedCatalog: the catalog could not be observed or rendered.
+	FailedCatalog FailureKind = "catalog"
+	// FailedImage: an image's tag could not be resolved.
+	FailedImage FailureKind = "image"
+)
+
+func (f Failure) String() string {
+	s := fmt.Sprintf("%s %s: %s", f.Kind, f.Name, f.Reason)
+	if f.Kept != "" {
+		s += " (" + f.Kept + ")"
+	}
+	return s
+}
+
+// IncompleteError is Compute's error when parts of the plan failed and
+// the rest was computed.
+type IncompleteError struct {
+	Failures []Failure
+}
+
+func (e *IncompleteError) Error() string {
+	parts := make([]string, len(e.Failures))
+	for i, f := range e.Failures {
+		parts[i] = f.String()
+	}
+	return fmt.Sprintf("%d part(s) of the plan failed: %s", len(e.Failures), strings.Join(parts, "; "))
+}
+
+// Unwrap returns the failures' own errors, so callers can ask for a
+// *bundle.Error or a registry status with errors.As.
+func (e *IncompleteError) Unwrap() []error {
+	var out []error
+	for _, f := range e.Failures {
+		if f.Err != nil {
+			out = append(out, f.Err)
+		}
+	}
+	return out
+}
+
+// catalogOutcome is one catalog as planned: rendered and built, or failed
+// and standing on its previous render.
+type catalogOutcome struct {
+	spec     *spec.Catalog
+	change   CatalogChange
+	files    map[string][]byte // its files in the render directory
+	rendered *render.Catalog   // nil when failed
+	image    BuiltImage
+	// mirror is what it contributes to the image set; Config is nil for a
+	// failed catalog never rendered before.
+	mirror  mirror.Catalog
+	failure *Failure
+}
+
+func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous fs.FS, instance string) (*catalogOutcome, error) {
 	name := c.Metadata.Name
 	src, err := o.ReadSource(ctx, c)
 	if err != nil {
-		return CatalogChange{}, err
+		return nil, err
 	}
-	sources[name] = src
 	add, err := o.bundleAdder(ctx, c)
 	if err != nil {
-		return CatalogChange{}, err
+		return nil, err
 	}
 	rc, err := render.RenderCatalog(c, src.Config, add)
 	if err != nil {
-		return CatalogChange{}, err
+		return nil, err
 	}
 	configs, err := rc.ConfigFiles(ctx)
 	if err != nil {
-		return CatalogChange{}, fmt.Errorf("catalog %s: %w", name, err)
+		return nil, fmt.Errorf("catalog %s: %w", name, err)
 	}
 	idx, base, err := o.Base(ctx, c, src)
 	if err != nil {
-		return CatalogChange{}, err
+		return nil, err
 	}
-	mfs := fstest.MapFS{}
+	out := &catalogOutcome{spec: c, rendered: rc, files: map[string][]byte{}}
 	for p, data := range configs {
-		mfs[p] = &fstest.MapFile{Data: data, Mode: 0o644}
-		res.Files[path.Join(render.ConfigsDir(name), p)] = data
+		out.files[path.Join(render.ConfigsDir(name), p)] = data
 	}
-	digest, img, err := BuildImage(idx, base, mfs)
+	tree, err := memfs.New(configs)
 	if err != nil {
-		return CatalogChange{}, fmt.Errorf("catalog %s: build image: %w", name, err)
+		return nil, fmt.Errorf("catalog %s: %w", name, err)
+	}
+	baseName := c.Spec.Base
+	if baseName == "" {
+		baseName = c.Spec.Source
+	}
+	digest, img, err := BuildImage(ctx, idx, base, tree, catalogimage.BuildOptions{Read: o.readOptions(baseName)})
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: build image: %w", name, err)
 	}
 	pinned, err := pin(c.Spec.Target, digest.String())
 	if err != nil {
-		return CatalogChange{}, fmt.Errorf("catalog %s: target: %w", name, err)
+		return nil, fmt.Errorf("catalog %s: target: %w", name, err)
 	}
-	labels := render.Labels(res.Instance)
+	labels := render.Labels(instance)
 	if c.Spec.Serves(spec.ServeCatalogSource) {
 		cs, err := render.CatalogSource(c, pinned, labels)
 		if err != nil {
-			return CatalogChange{}, err
+			return nil, err
 		}
-		res.Files[render.CatalogSourceFile(name)] = cs
+		out.files[render.CatalogSourceFile(name)] = cs
 	}
 	if c.Spec.Serves(spec.ServeClusterCatalog) {
 		cc, err := render.ClusterCatalog(c, pinned, labels)
 		if err != nil {
-			return CatalogChange{}, err
+			return nil, err
 		}
-		res.Files[render.ClusterCatalogFile(name)] = cc
+		out.files[render.ClusterCatalogFile(name)] = cc
 	}
-	res.Images = append(res.Images, BuiltImage{Catalog: name, Target: c.Spec.Target, Pinned: pinned, Digest: digest.String(), Image: img})
-	res.Catalogs = append(res.Catalogs, rc)
+	out.image = BuiltImage{Catalog: name, Target: c.Spec.Target, Pinned: pinned, Digest: digest.String(), Image: img}
+	out.mirror = mirror.Catalog{Name: name, Config: rc.Config, Source: c.Spec.Source, Target: c.Spec.Target, Digest: digest.String()}
+	if _, d, ok := strings.Cut(src.Ref, "@"); ok {
+		out.mirror.SourceDigest = d
+	}
 	prev, prevImage := previousCatalog(ctx, previous, name)
-	change := DiffCatalog(name, prev, rc.Config, prevImage, pinned)
-	addInferredEdges(&change, rc.Edges)
-	return change, nil
+	out.change = DiffCatalog(name, prev, rc.Config, prevImage, pinned)
+	addInferredEdges(&out.change, rc.Edges)
+	return out, nil
+}
+
+// failedCatalog is a catalog that could not be planned: it keeps its
+// previous render, files and image, so nothing it serves changes, and its
+// previous images stay in the mirror's set.
+func failedCatalog(ctx context.Context, c *spec.Catalog, previous fs.FS, err error) *catalogOutcome {
+	catalog := c.Metadata.Name
+	f := &Failure{Kind: FailedCatalog, Name: catalog, Reason: registry.Redact(strings.TrimPrefix(err.Error(), "catalog "+catalog+": ")), Err: err}
+	out := &catalogOutcome{spec: c, failure: f, files: previousFiles(previous, render.CatalogDir(catalog))}
+	prev, prevImage := previousCatalog(ctx, previous, catalog)
+	out.change = CatalogChange{Name: catalog, Action: Unchanged, Image: prevImage, PreviousImage: prevImage, Failed: f.Reason}
+	if prev == nil {
+		return out
+	}
+	f.Kept = "keeps its previous render"
+	out.mirror = mirror.Catalog{Name: catalog, Config: prev, Source: c.Spec.Source}
+	if repo, digest, ok := strings.Cut(prevImage, "@"); ok {
+		// The spec's target (with its tag) when the previous image is
+		// there, as the previous lock recorded it.
+		out.mirror.Target, out.mirror.Digest = repo, digest
+		if t, err := name.NewTag(c.Spec.Target, name.WeakValidation); err == nil && t.Context().String() == repo {
+			out.mirror.Target = c.Spec.Target
+		}
+	}
+	return out
+}
+
+// fail turns a planned catalog into a failed one (an image it lists could
+// not be resolved).
+func (out *catalogOutcome) fail(ctx context.Context, previous fs.FS, err error) {
+	*out = *failedCatalog(ctx, out.spec, previous, err)
+}
+
+// previousFiles returns the files under dir of the previous render.
+func previousFiles(previous fs.FS, dir string) map[string][]byte {
+	out := map[string][]byte{}
+	if previous == nil {
+		return out
+	}
+	_ = fs.WalkDir(previous, dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, err := fs.ReadFile(previous, p); err == nil {
+				out[p] = b
+			}
+		}
+		return nil
+	})
+	return out
 }
 
 // pin turns a target repository[:tag] into repository@digest.

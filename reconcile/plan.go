@@ -39,6 +39,10 @@ type Plan struct {
 	Cluster *ClusterPlan `json:"cluster,omitempty"`
 	// Samples is the samples part, nil without a Samples spec.
 	Samples *SamplesPlan `json:"samples,omitempty"`
+	// Failures are the parts that could not be planned (a catalog whose
+	// source could not be read, a tag that could not be resolved); the
+	// rest of the plan stands without them.
+	Failures []Failure `json:"failures,omitempty"`
 }
 
 // CatalogChange describes one catalog in catalog terms.
@@ -48,6 +52,9 @@ type CatalogChange struct {
 	Image         string          `json:"image,omitempty"`         // target pinned by digest
 	PreviousImage string          `json:"previousImage,omitempty"` // from the previous render
 	Packages      []PackageChange `json:"packages,omitempty"`
+	// Failed says why the catalog could not be planned; it then keeps its
+	// previous render.
+	Failed string `json:"failed,omitempty"`
 }
 
 // PackageChange describes one package of a catalog.
@@ -269,7 +276,7 @@ func diffPackage(name string, before, after *pkgSummary) PackageChange {
 	return pc
 }
 
-func sortedKeys(m map[string]bool) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -284,6 +291,13 @@ func (p *Plan) WriteText(w io.Writer) error {
 	var b bytes.Buffer
 	var added, removed, catalogsChanged int
 	for _, c := range p.Catalogs {
+		if c.Failed != "" {
+			fmt.Fprintf(&b, "Catalog/%s: failed, keeps its previous render: %s\n", c.Name, c.Failed)
+			if c.Image != "" {
+				fmt.Fprintf(&b, "  image %s\n", c.Image)
+			}
+			continue
+		}
 		fmt.Fprintf(&b, "Catalog/%s: %s\n", c.Name, c.Action)
 		if c.Image != "" {
 			fmt.Fprintf(&b, "  image %s\n", c.Image)
@@ -366,8 +380,22 @@ func (p *Plan) WriteText(w io.Writer) error {
 		}
 	}
 	p.Cluster.writeText(&b)
+	for _, f := range p.Failures {
+		if f.Kind == FailedImage {
+			fmt.Fprintf(&b, "Image %s: failed: %s", f.Name, f.Reason)
+			if f.Kept != "" {
+				fmt.Fprintf(&b, "; %s", f.Kept)
+			} else {
+				b.WriteString("; left out")
+			}
+			b.WriteString("\n")
+		}
+	}
 	fmt.Fprintf(&b, "Plan: %d of %d catalog(s) to change, %d bundle(s) added, %d removed, %d file(s) to write.\n",
 		catalogsChanged, len(p.Catalogs), added, removed, files)
+	if len(p.Failures) > 0 {
+		fmt.Fprintf(&b, "Incomplete: %d part(s) could not be planned; the run fails once the rest is applied.\n", len(p.Failures))
+	}
 	_, err := w.Write(b.Bytes())
 	return err
 }

@@ -97,7 +97,11 @@ type Planned struct {
 	Result *Result
 	// Previous is the previous render directory, nil when there is none.
 	Previous fs.FS
-	cluster  *clusterState
+	// Incomplete lists the parts that could not be planned (a catalog
+	// whose source could not be read, a tag that could not be resolved):
+	// the rest is applied, then the run fails with it.
+	Incomplete *IncompleteError
+	cluster    *clusterState
 }
 
 // Plan observes the registries (and the cluster, when there is one) and
@@ -109,10 +113,11 @@ func (r *Reconciler) Plan(ctx context.Context, dir string, cfg *spec.Config, opt
 		return nil, err
 	}
 	plan, res, err := r.Observer.Compute(ctx, cfg, previous)
-	if err != nil {
+	var incomplete *IncompleteError
+	if err != nil && !errors.As(err, &incomplete) {
 		return nil, err
 	}
-	p := &Planned{Dir: dir, Config: cfg, Plan: plan, Result: res, Previous: previous}
+	p := &Planned{Dir: dir, Config: cfg, Plan: plan, Result: res, Previous: previous, Incomplete: incomplete}
 	if opts.CheckMirror && res.Mirror != nil {
 		plan.Copy = r.Observer.CheckMirror(ctx, res.Mirror)
 	}
@@ -182,6 +187,9 @@ func (r *Reconciler) Apply(ctx context.Context, p *Planned, opts Options) (*Outc
 	}
 	if err := r.writeRender(ctx, p, opts, out); err != nil {
 		return out, errors.Join(failure, err)
+	}
+	if p.Incomplete != nil {
+		failure = errors.Join(failure, p.Incomplete)
 	}
 	return out, failure
 }

@@ -23,7 +23,18 @@ type Observer struct {
 	Registry *registry.Client
 	// SpecDir is the spec directory on disk, for local catalog sources.
 	SpecDir string
-	Limits  catalogimage.Limits
+	// Limits bound what reading one image may cost; unset fields take
+	// catalogimage.DefaultLimits' values.
+	Limits catalogimage.Limits
+	// TempDir is where image layers are checked and catalogs extracted
+	// while they are read; "" is os.TempDir(). Nothing stays there.
+	TempDir string
+}
+
+// readOptions are how images are read: the Observer's limits and temporary
+// directory, and the registry client's policy for downloads that break off.
+func (o *Observer) readOptions(name string) catalogimage.ReadOptions {
+	return catalogimage.ReadOptions{Limits: o.Limits, TempDir: o.TempDir, Transfer: o.Registry.Transfer, Name: name}
 }
 
 // Source is a Catalog's source as observed.
@@ -54,54 +65,39 @@ func (o *Observer) ReadSource(ctx context.Context, c *spec.Catalog) (*Source, er
 	}
 	idx, img, digestRef, err := o.fetchRef(ctx, c, c.Spec.Source)
 	if err != nil {
-		return nil, fmt.Errorf("catalog %s: source: %w", c.Metadata.Name, err)
-	}
-	contents, err := catalogimage.Read(img, o.Limits)
-	if err != nil {
 		return nil, fmt.Errorf("catalog %s: source %s: %w", c.Metadata.Name, c.Spec.Source, err)
 	}
+	contents, err := catalogimage.Read(ctx, img, o.readOptions(digestRef))
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: source: %w", c.Metadata.Name, err)
+	}
+	defer contents.Close()
 	src := &Source{Ref: digestRef, Format: string(contents.Format), Index: idx, Image: img}
 	switch contents.Format {
 	case catalogimage.FormatFBC:
 		src.Config, err = fbc.LoadFS(ctx, contents.FS)
 	case catalogimage.FormatSQLite:
-		src.Config, err = loadSQLite(ctx, contents.FS)
+		src.Config, err = sqlite.Load(ctx, filepath.Join(contents.Root, "index.db"))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("catalog %s: source %s: %w", c.Metadata.Name, c.Spec.Source, err)
+		return nil, fmt.Errorf("catalog %s: source %s: %w", c.Metadata.Name, digestRef, err)
 	}
 	return src, nil
 }
 
-// loadSQLite hands the database to the SQLite reader, which needs a file.
-func loadSQLite(ctx context.Context, fsys fs.FS) (*fbc.DeclarativeConfig, error) {
-	data, err := fs.ReadFile(fsys, "index.db")
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.CreateTemp("", "ferry-index-*.db")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	return sqlite.Load(ctx, f.Name())
-}
-
 // fetch resolves ref and returns its index (if it is one), the image for
-// platform, and the reference pinned to the top-level digest.
+// platform, and the reference pinned to the top-level digest. Manifests are
+// read again from the start when their stream broke off.
 func (o *Observer) fetch(ctx context.Context, ref, platform string) (v1.ImageIndex, v1.Image, string, error) {
 	r, err := o.Registry.Reference(ref)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	desc, err := remote.Get(r, o.Registry.Remote(r, remote.WithContext(ctx))...)
+	var desc *remote.Descriptor
+	err = o.Registry.Transfer(ctx, func(ctx context.Context) error {
+		desc, err = remote.Get(r, o.Registry.Remote(r, remote.WithContext(ctx))...)
+		return err
+	})
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -124,7 +120,14 @@ func (o *Observer) fetch(ctx context.Context, ref, platform string) (v1.ImageInd
 	}
 	for _, d := range im.Manifests {
 		if d.Platform != nil && d.Platform.Satisfies(*p) {
-			img, err := idx.Image(d.Digest)
+			var img v1.Image
+			err := o.Registry.Transfer(ctx, func(context.Context) error {
+				var err error
+				if img, err = idx.Image(d.Digest); err == nil {
+					_, err = img.Manifest()
+				}
+				return err
+			})
 			return idx, img, pinned, err
 		}
 	}
@@ -139,7 +142,7 @@ func (o *Observer) Base(ctx context.Context, c *spec.Catalog, src *Source) (v1.I
 	}
 	idx, img, _, err := o.fetchRef(ctx, c, c.Spec.Base)
 	if err != nil {
-		return nil, nil, fmt.Errorf("catalog %s: base: %w", c.Metadata.Name, err)
+		return nil, nil, fmt.Errorf("catalog %s: base %s: %w", c.Metadata.Name, c.Spec.Base, err)
 	}
 	return idx, img, nil
 }
@@ -147,16 +150,16 @@ func (o *Observer) Base(ctx context.Context, c *spec.Catalog, src *Source) (v1.I
 // BuildImage builds the catalog image on its base: an index when the base
 // is multi-arch, one image otherwise. The result is deterministic, so its
 // digest is known before anything is pushed.
-func BuildImage(idx v1.ImageIndex, img v1.Image, configs fs.FS) (v1.Hash, remote.Taggable, error) {
+func BuildImage(ctx context.Context, idx v1.ImageIndex, img v1.Image, configs fs.FS, opts catalogimage.BuildOptions) (v1.Hash, remote.Taggable, error) {
 	if idx != nil {
-		out, err := catalogimage.BuildIndex(idx, configs, catalogimage.BuildOptions{})
+		out, err := catalogimage.BuildIndex(ctx, idx, configs, opts)
 		if err != nil {
 			return v1.Hash{}, nil, err
 		}
 		d, err := out.Digest()
 		return d, out, err
 	}
-	out, err := catalogimage.Build(img, configs, catalogimage.BuildOptions{})
+	out, err := catalogimage.Build(ctx, img, configs, opts)
 	if err != nil {
 		return v1.Hash{}, nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-gitops/ferry/internal/mirror"
+	"github.com/ferry-gitops/ferry/internal/registry"
 )
 
 // Built is an image that exists only in memory (a catalog image Ferry
@@ -54,7 +55,7 @@ type ExportOptions struct {
 	Concurrency int
 	// Retry says how source failures are retried (the engine's defaults
 	// when zero).
-	Retry mirror.RetryPolicy
+	Retry registry.RetryPolicy
 	// Reporter receives the copy engine's progress events; optional.
 	Reporter mirror.Reporter
 	// Log receives retries and failures, never credentials; nil is silent.

@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferry-gitops/ferry/internal/mirror"
+	"github.com/ferry-gitops/ferry/internal/registry"
 )
 
 // ImportOptions are the settings of one Import.
@@ -28,7 +29,7 @@ type ImportOptions struct {
 	Concurrency int
 	// Retry says how mirror failures are retried (the engine's defaults
 	// when zero).
-	Retry mirror.RetryPolicy
+	Retry registry.RetryPolicy
 	// BlobHints are where earlier runs saw blobs in the mirror (a previous
 	// Report.Blobs); the record's own locations of left-out blobs are
 	// added to them.

@@ -3,6 +3,7 @@ package catalogimage
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,19 +41,39 @@ type BuildOptions struct {
 	// content. By default they are dropped: the new /configs replaces them,
 	// and copying them would only cost bytes.
 	KeepCatalogLayers bool
+	// Read says how the base's config and top layers are read (limits,
+	// retries); unset limits take DefaultLimits' values.
+	Read ReadOptions
+}
+
+func (o BuildOptions) withDefaults() BuildOptions {
+	o.Read.Limits = o.Read.Limits.withDefaults()
+	return o
 }
 
 // Build returns base plus one layer holding configs (an FBC directory tree)
 // under /configs, with the labels and command opm serves it with. The layer
 // is byte-identical for identical configs.
-func Build(base v1.Image, configs fs.FS, opts BuildOptions) (v1.Image, error) {
+//
+// The base is untrusted like any image: its declared config size is
+// checked before the config is read, and the top layers inspected to drop
+// old catalog content are checked against their digests before use.
+func Build(ctx context.Context, base v1.Image, configs fs.FS, opts BuildOptions) (v1.Image, error) {
+	opts = opts.withDefaults()
+	name := "base " + opts.Read.name()
+	if _, err := checkManifest(base, opts.Read.Limits, name); err != nil {
+		return nil, err
+	}
+	if _, err := configFile(ctx, base, opts.Read, name); err != nil {
+		return nil, err
+	}
 	layer, err := configsLayer(configs, base)
 	if err != nil {
 		return nil, err
 	}
 	if !opts.KeepCatalogLayers {
-		if base, err = dropCatalogLayers(base); err != nil {
-			return nil, err
+		if base, err = dropCatalogLayers(ctx, base, opts.Read); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	img, err := mutate.Append(base, mutate.Addendum{
@@ -84,7 +105,7 @@ func Build(base v1.Image, configs fs.FS, opts BuildOptions) (v1.Image, error) {
 
 // BuildIndex builds one catalog image per child of a multi-arch base and
 // joins them in an index with the same platforms.
-func BuildIndex(base v1.ImageIndex, configs fs.FS, opts BuildOptions) (v1.ImageIndex, error) {
+func BuildIndex(ctx context.Context, base v1.ImageIndex, configs fs.FS, opts BuildOptions) (v1.ImageIndex, error) {
 	im, err := base.IndexManifest()
 	if err != nil {
 		return nil, fmt.Errorf("read base index: %w", err)
@@ -98,7 +119,7 @@ func BuildIndex(base v1.ImageIndex, configs fs.FS, opts BuildOptions) (v1.ImageI
 		if err != nil {
 			return nil, fmt.Errorf("base %s: %w", d.Digest, err)
 		}
-		img, err := Build(child, configs, opts)
+		img, err := Build(ctx, child, configs, opts)
 		if err != nil {
 			return nil, fmt.Errorf("platform %s: %w", platformString(d.Platform), err)
 		}
@@ -120,7 +141,7 @@ func platformString(p *v1.Platform) string {
 
 // dropCatalogLayers removes the base's top layers that hold only catalog
 // content.
-func dropCatalogLayers(base v1.Image) (v1.Image, error) {
+func dropCatalogLayers(ctx context.Context, base v1.Image, opts ReadOptions) (v1.Image, error) {
 	layers, err := base.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("list base layers: %w", err)
@@ -133,10 +154,10 @@ func dropCatalogLayers(base v1.Image) (v1.Image, error) {
 	if target == "" {
 		target = cleanAbs(ConfigsDir)
 	}
-	x := &extractor{target: target}
+	x := &extractor{target: target, opts: opts, budget: opts.Limits.MaxExpandBytes}
 	keep := len(layers)
 	for keep > 1 {
-		only, err := x.onlyCatalog(layers[keep-1])
+		only, err := x.onlyCatalog(ctx, keep-1, layers[keep-1])
 		if err != nil {
 			return nil, err
 		}
@@ -192,12 +213,21 @@ func rebase(base v1.Image, layers []v1.Layer) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-func (x *extractor) onlyCatalog(l v1.Layer) (bool, error) {
-	rc, err := l.Uncompressed()
+// onlyCatalog reports whether a layer holds nothing but catalog content.
+// The answer decides what the built image keeps, so the layer is checked
+// against its digest first, like any layer read.
+func (x *extractor) onlyCatalog(ctx context.Context, i int, l v1.Layer) (bool, error) {
+	what := fmt.Sprintf("layer %d", i)
+	f, err := spool(ctx, l, x.opts, what)
 	if err != nil {
 		return false, err
 	}
-	defer rc.Close()
+	defer f.Close()
+	rc, err := expand(f, &x.budget, x.opts.Limits.MaxExpandBytes, what)
+	if err != nil {
+		return false, err
+	}
+	defer rc.close()
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
@@ -205,7 +235,7 @@ func (x *extractor) onlyCatalog(l v1.Layer) (bool, error) {
 			return true, nil
 		}
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("%s: %w", what, err)
 		}
 		name := path.Clean(h.Name)
 		if name == "." || name == "tmp" || name == path.Dir(x.target) {

@@ -100,7 +100,7 @@ func TestReadAppliesWhiteouts(t *testing.T) {
 		entry{name: "configs/opaque/.wh..wh..opq", body: ""},
 		entry{name: "configs/opaque/new.yaml", body: "same layer as the opaque marker"},
 	)
-	c, err := Read(image(t, fbcLabel, base, top), DefaultLimits())
+	c, err := read(t, image(t, fbcLabel, base, top), DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestReadRefusesUnsafeEntries(t *testing.T) {
 		{"too many files", []entry{{name: "configs/1", body: "1"}, {name: "configs/2", body: "2"}, {name: "configs/3", body: "3"}, {name: "configs/4", body: "4"}}, "more than 3 files"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Read(image(t, fbcLabel, layer(t, tc.entries...)), limits)
+			_, err := read(t, image(t, fbcLabel, layer(t, tc.entries...)), limits)
 			var unsafe *UnsafeEntryError
 			if !errors.As(err, &unsafe) {
 				t.Fatalf("want UnsafeEntryError, got %v", err)
@@ -145,17 +145,17 @@ func TestReadRefusesUnsafeEntries(t *testing.T) {
 
 func TestReadSQLiteAndErrors(t *testing.T) {
 	img := image(t, map[string]string{LabelDatabase: "/database/index.db"}, layer(t, entry{name: "database/index.db", body: "SQLite format 3"}))
-	c, err := Read(img, DefaultLimits())
+	c, err := read(t, img, DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Format != FormatSQLite || files(t, c.FS)["index.db"] != "SQLite format 3" {
 		t.Errorf("got %s %v", c.Format, files(t, c.FS))
 	}
-	if _, err := Read(image(t, nil, layer(t, entry{name: "x", body: "y"})), DefaultLimits()); !errors.Is(err, ErrNotCatalog) {
+	if _, err := read(t, image(t, nil, layer(t, entry{name: "x", body: "y"})), DefaultLimits()); !errors.Is(err, ErrNotCatalog) {
 		t.Errorf("unlabelled image: got %v, want ErrNotCatalog", err)
 	}
-	if _, err := Read(image(t, fbcLabel, layer(t, entry{name: "elsewhere/x", body: "y"})), DefaultLimits()); err == nil {
+	if _, err := read(t, image(t, fbcLabel, layer(t, entry{name: "elsewhere/x", body: "y"})), DefaultLimits()); err == nil {
 		t.Error("label naming an empty directory was accepted")
 	}
 }
@@ -169,11 +169,11 @@ func TestBuildRoundTripAndDeterminism(t *testing.T) {
 		"b/catalog.yaml": {Data: []byte("b")},
 		"a/catalog.yaml": {Data: []byte("a")},
 	}
-	built, err := Build(source, configs, BuildOptions{})
+	built, err := Build(t.Context(), source, configs, BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := Build(source, configs, BuildOptions{})
+	again, _ := Build(t.Context(), source, configs, BuildOptions{})
 	d1, _ := built.Digest()
 	d2, _ := again.Digest()
 	if d1 != d2 {
@@ -183,7 +183,7 @@ func TestBuildRoundTripAndDeterminism(t *testing.T) {
 	if len(layers) != 2 {
 		t.Errorf("got %d layers, want the opm layer plus configs (catalog-only layers dropped)", len(layers))
 	}
-	c, err := Read(built, DefaultLimits())
+	c, err := read(t, built, DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,14 +198,14 @@ func TestBuildRoundTripAndDeterminism(t *testing.T) {
 		t.Errorf("labels %v", cf.Config.Labels)
 	}
 	// Keeping catalog layers still hides the stale configs and cache.
-	kept, err := Build(source, configs, BuildOptions{KeepCatalogLayers: true})
+	kept, err := Build(t.Context(), source, configs, BuildOptions{KeepCatalogLayers: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ls, _ := kept.Layers(); len(ls) != 4 {
 		t.Errorf("kept %d layers, want 4", len(ls))
 	}
-	c, err = Read(kept, DefaultLimits())
+	c, err = read(t, kept, DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestBuildIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := BuildIndex(idx, fstest.MapFS{"p/catalog.yaml": {Data: []byte("p")}}, BuildOptions{})
+	out, err := BuildIndex(t.Context(), idx, fstest.MapFS{"p/catalog.yaml": {Data: []byte("p")}}, BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestBuildIndex(t *testing.T) {
 	}
 	for _, d := range im.Manifests {
 		img, _ := out.Image(d.Digest)
-		if _, err := Read(img, DefaultLimits()); err != nil {
+		if _, err := read(t, img, DefaultLimits()); err != nil {
 			t.Errorf("child %s: %v", d.Digest, err)
 		}
 	}
@@ -242,9 +242,20 @@ func TestBuildIndex(t *testing.T) {
 // mustFlatten returns the whole filesystem of an image, whiteouts applied.
 func mustFlatten(t *testing.T, img v1.Image) fs.FS {
 	t.Helper()
-	fsys, err := ReadDirs(img, DefaultLimits(), "/")
+	tree, err := ReadDirs(t.Context(), img, ReadOptions{Limits: DefaultLimits(), TempDir: t.TempDir()}, "/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fsys
+	t.Cleanup(func() { tree.Close() })
+	return tree.FS
+}
+
+// read is Read into the test's temporary directory, closed at its end.
+func read(t *testing.T, img v1.Image, limits Limits) (*Contents, error) {
+	t.Helper()
+	c, err := Read(t.Context(), img, ReadOptions{Limits: limits, TempDir: t.TempDir()})
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, err
 }

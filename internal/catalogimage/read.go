@@ -2,14 +2,15 @@ package catalogimage
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
-	"testing/fstest"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -29,17 +30,116 @@ const (
 )
 
 // Limits bound what reading an image may cost. Catalog images come from
-// outside; a hostile or broken one must not exhaust memory.
+// outside; a hostile or broken one must not exhaust memory, disk or time.
 type Limits struct {
-	MaxFileBytes  int64 // one file
-	MaxTotalBytes int64 // everything kept
-	MaxFiles      int
+	// MaxFileBytes bounds one file of a file-based catalog. Parsing a file
+	// holds it in memory (twice, while a document is assembled), so this
+	// is what one catalog file may cost in memory. A SQLite database is
+	// read page by page and is bounded by MaxTotalBytes alone.
+	MaxFileBytes int64
+	// MaxTotalBytes bounds everything kept, on disk.
+	MaxTotalBytes int64
+	// MaxFiles bounds the number of files kept.
+	MaxFiles int
+	// MaxBlobBytes bounds a layer's declared (compressed) size: what a
+	// layer may put on disk while its digest is checked.
+	MaxBlobBytes int64
+	// MaxExpandBytes bounds the uncompressed bytes read from all layers of
+	// one image, kept or not: a decompression bomb costs time even where
+	// nothing is kept.
+	MaxExpandBytes int64
+	// MaxConfigBytes bounds an image's config, which is read into memory.
+	MaxConfigBytes int64
 }
 
-// DefaultLimits fit the largest real catalogs (a few hundred MB of FBC)
+// DefaultLimits fit the largest real catalogs (a few hundred MB of FBC in
+// files of a few MB, databases of a few hundred MB, images of a few GB)
 // with room to spare.
 func DefaultLimits() Limits {
-	return Limits{MaxFileBytes: 512 << 20, MaxTotalBytes: 2 << 30, MaxFiles: 200000}
+	return Limits{
+		MaxFileBytes:   256 << 20,
+		MaxTotalBytes:  2 << 30,
+		MaxFiles:       500_000,
+		MaxBlobBytes:   2 << 30,
+		MaxExpandBytes: 16 << 30,
+		MaxConfigBytes: 4 << 20,
+	}
+}
+
+// withDefaults fills every unset limit from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	set := func(v *int64, def int64) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	set(&l.MaxFileBytes, d.MaxFileBytes)
+	set(&l.MaxTotalBytes, d.MaxTotalBytes)
+	set(&l.MaxBlobBytes, d.MaxBlobBytes)
+	set(&l.MaxExpandBytes, d.MaxExpandBytes)
+	set(&l.MaxConfigBytes, d.MaxConfigBytes)
+	if l.MaxFiles <= 0 {
+		l.MaxFiles = d.MaxFiles
+	}
+	return l
+}
+
+// Entry names longer or deeper than this are refused: a real catalog path
+// is configs/<package>/<file>, and a deep path costs a directory per level.
+const (
+	maxNameBytes = 1024
+	maxNameDepth = 32
+)
+
+// ReadOptions are the settings of Read and ReadDirs.
+type ReadOptions struct {
+	// Limits bound the cost; unset fields take DefaultLimits' values.
+	Limits Limits
+	// TempDir is where layers are checked and content is extracted; ""
+	// is os.TempDir().
+	TempDir string
+	// Transfer runs a download, and again from the start when it broke
+	// off in a way a new attempt can fix (registry.Client.Transfer); nil
+	// runs it once.
+	Transfer func(ctx context.Context, fn func(context.Context) error) error
+	// Name is the image as errors name it, its reference; "" is "image".
+	Name string
+}
+
+// DefaultReadOptions reads with DefaultLimits, once, into os.TempDir().
+func DefaultReadOptions() ReadOptions { return ReadOptions{Limits: DefaultLimits()} }
+
+func (o ReadOptions) transfer(ctx context.Context, fn func(context.Context) error) error {
+	if o.Transfer == nil {
+		return fn(ctx)
+	}
+	return o.Transfer(ctx, fn)
+}
+
+func (o ReadOptions) name() string {
+	if o.Name == "" {
+		return "image"
+	}
+	return o.Name
+}
+
+// Tree is content extracted from an image into a temporary directory on
+// disk. A tree of any size is walked in time linear in its files, and its
+// content costs no memory until it is read. Close removes it.
+type Tree struct {
+	// Root is the directory on disk.
+	Root string
+	// FS reads Root.
+	FS fs.FS
+}
+
+// Close removes the tree from disk.
+func (t *Tree) Close() error {
+	if t == nil || t.Root == "" {
+		return nil
+	}
+	return os.RemoveAll(t.Root)
 }
 
 // Contents is the catalog found in an image.
@@ -47,9 +147,9 @@ type Contents struct {
 	Format Format
 	// Dir is the in-image directory (FBC) or file (SQLite) the label names.
 	Dir string
-	// FS holds the files under Dir (FBC), or the single file "index.db"
-	// (SQLite).
-	FS fs.FS
+	// Tree holds the files under Dir (FBC), or the single file "index.db"
+	// (SQLite); Close removes it.
+	*Tree
 	// CatalogLayers are the indexes, in img.Layers() order, of the top
 	// layers that hold nothing but catalog content (the configs directory
 	// or opm's cache). A rebuild on the same base drops them.
@@ -70,11 +170,19 @@ func (e *UnsafeEntryError) Error() string {
 	return fmt.Sprintf("layer %d: entry %q refused: %s", e.Layer, e.Name, e.Reason)
 }
 
-// Read extracts the catalog an image carries.
-func Read(img v1.Image, limits Limits) (*Contents, error) {
-	cf, err := img.ConfigFile()
+// Read extracts the catalog an image carries into a temporary directory.
+// Every layer is checked against its digest before any of its content is
+// used, and what the image may cost is bounded by opts.Limits. The caller
+// closes the result.
+func Read(ctx context.Context, img v1.Image, opts ReadOptions) (*Contents, error) {
+	opts.Limits = opts.Limits.withDefaults()
+	name := opts.name()
+	if _, err := checkManifest(img, opts.Limits, name); err != nil {
+		return nil, err
+	}
+	cf, err := configFile(ctx, img, opts, name)
 	if err != nil {
-		return nil, fmt.Errorf("read image config: %w", err)
+		return nil, err
 	}
 	c := &Contents{}
 	if dir := cf.Config.Labels[LabelConfigs]; dir != "" {
@@ -82,22 +190,28 @@ func Read(img v1.Image, limits Limits) (*Contents, error) {
 	} else if db := cf.Config.Labels[LabelDatabase]; db != "" {
 		c.Format, c.Dir = FormatSQLite, db
 	} else {
-		return nil, ErrNotCatalog
+		return nil, fmt.Errorf("%s: %w", name, ErrNotCatalog)
 	}
 	target := cleanAbs(c.Dir)
 	if target == "" {
-		return nil, fmt.Errorf("label names %q, which is not a usable path", c.Dir)
+		return nil, fmt.Errorf("%s: label names %q, which is not a usable path", name, c.Dir)
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("list layers: %w", err)
+		return nil, fmt.Errorf("%s: list layers: %w", name, err)
 	}
-	x := &extractor{target: target, single: c.Format == FormatSQLite, limits: limits, files: fstest.MapFS{}, hidden: map[string]bool{}}
+	x, err := newExtractor(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer x.close()
+	x.target, x.single = target, c.Format == FormatSQLite
 	catalogOnly := true
 	for i := len(layers) - 1; i >= 0; i-- {
-		only, err := x.layer(i, layers[i])
+		only, err := x.layer(ctx, i, layers[i])
 		if err != nil {
-			return nil, err
+			x.tree.Close()
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if catalogOnly && only {
 			c.CatalogLayers = append([]int{i}, c.CatalogLayers...)
@@ -105,14 +219,15 @@ func Read(img v1.Image, limits Limits) (*Contents, error) {
 			catalogOnly = false
 		}
 	}
-	if c.Format == FormatSQLite {
-		if _, ok := x.files["index.db"]; !ok {
-			return nil, fmt.Errorf("label %s names %s, which the image does not contain", LabelDatabase, c.Dir)
-		}
-	} else if len(x.files) == 0 {
-		return nil, fmt.Errorf("label %s names %s, which holds no files", LabelConfigs, c.Dir)
+	switch {
+	case c.Format == FormatSQLite && !x.files["index.db"]:
+		x.tree.Close()
+		return nil, fmt.Errorf("%s: label %s names %s, which the image does not contain", name, LabelDatabase, c.Dir)
+	case c.Format == FormatFBC && len(x.files) == 0:
+		x.tree.Close()
+		return nil, fmt.Errorf("%s: label %s names %s, which holds no files", name, LabelConfigs, c.Dir)
 	}
-	c.FS = x.files
+	c.Tree = x.tree
 	return c, nil
 }
 
@@ -131,24 +246,72 @@ const (
 	opaqueWhiteout = ".wh..wh..opq"
 )
 
-// extractor applies layers top-down. A path seen in a higher layer wins; a
-// whiteout or opaque marker hides lower layers only, so markers are
-// collected per layer and take effect when the layer is done.
+// extractor applies layers top-down into a directory. A path seen in a
+// higher layer wins; a whiteout or opaque marker hides lower layers only,
+// so markers are collected per layer and take effect when the layer is
+// done.
 type extractor struct {
 	target string
 	single bool // target is a file (SQLite), not a directory
 	// roots, when set, replaces target: keep every file under these
 	// directories with its full path ("" keeps everything).
 	roots  []string
-	limits Limits
-	files  fstest.MapFS
+	opts   ReadOptions
+	tree   *Tree
+	root   *os.Root
+	files  map[string]bool // kept files
+	dirs   map[string]bool // directories holding kept files
 	hidden map[string]bool // deleted paths (and, with "/" suffix, opaque dirs)
 	total  int64
+	budget int64 // uncompressed bytes the remaining layers may expand to
+}
+
+func newExtractor(opts ReadOptions) (*extractor, error) {
+	dir, err := os.MkdirTemp(opts.TempDir, "ferry-catalog-*")
+	if err != nil {
+		return nil, fmt.Errorf("extract catalog: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("extract catalog: %w", err)
+	}
+	return &extractor{
+		opts:   opts,
+		tree:   &Tree{Root: dir, FS: os.DirFS(dir)},
+		root:   root,
+		files:  map[string]bool{},
+		dirs:   map[string]bool{},
+		hidden: map[string]bool{},
+		budget: opts.Limits.MaxExpandBytes,
+	}, nil
+}
+
+// close releases the directory handle; the tree stays.
+func (x *extractor) close() {
+	if x.root != nil {
+		x.root.Close()
+		x.root = nil
+	}
 }
 
 func (x *extractor) isHidden(name string) bool {
 	for p := name; p != "."; p = path.Dir(p) {
 		if x.hidden[p] || (p != name && x.hidden[p+"/"]) {
+			return true
+		}
+	}
+	return false
+}
+
+// shadowed reports whether a higher layer already decided rel: the same
+// file, a directory there, or a file where rel has a parent directory.
+func (x *extractor) shadowed(rel string) bool {
+	if x.files[rel] || x.dirs[rel] {
+		return true
+	}
+	for p := path.Dir(rel); p != "."; p = path.Dir(p) {
+		if x.files[p] {
 			return true
 		}
 	}
@@ -177,24 +340,37 @@ func (x *extractor) relevant(name string) (string, bool) {
 	return "", false
 }
 
-// layer reads one layer and reports whether it holds only catalog content
-// (the target, opm's /tmp/cache, or whiteouts of them).
-func (x *extractor) layer(i int, l v1.Layer) (bool, error) {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return false, fmt.Errorf("layer %d: %w", i, err)
+// layer checks one layer against its digest, then reads it and reports
+// whether it holds only catalog content (the target, opm's /tmp/cache, or
+// whiteouts of them).
+func (x *extractor) layer(ctx context.Context, i int, l v1.Layer) (bool, error) {
+	what := fmt.Sprintf("layer %d", i)
+	if d, err := l.Digest(); err == nil {
+		what += " (" + d.String() + ")"
 	}
-	defer rc.Close()
+	f, err := spool(ctx, l, x.opts, what)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	rc, err := expand(f, &x.budget, x.opts.Limits.MaxExpandBytes, what)
+	if err != nil {
+		return false, err
+	}
+	defer rc.close()
 	only := true
 	pending := map[string]bool{}
 	tr := tar.NewReader(rc)
 	for {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return false, fmt.Errorf("layer %d: %w", i, err)
+			return false, fmt.Errorf("%s: %w", what, err)
 		}
 		raw := h.Name
 		name := path.Clean(strings.TrimPrefix(raw, "/"))
@@ -217,10 +393,7 @@ func (x *extractor) layer(i int, l v1.Layer) (bool, error) {
 			continue
 		}
 		rel, ok := x.relevant(name)
-		if !ok || x.isHidden(name) {
-			continue
-		}
-		if _, seen := x.files[rel]; seen {
+		if !ok || x.isHidden(name) || x.shadowed(rel) {
 			continue
 		}
 		switch h.Typeflag {
@@ -234,26 +407,64 @@ func (x *extractor) layer(i int, l v1.Layer) (bool, error) {
 		default:
 			continue
 		}
-		if h.Size > x.limits.MaxFileBytes {
-			return false, &UnsafeEntryError{Layer: i, Name: raw, Reason: fmt.Sprintf("%d bytes exceeds the %d-byte file limit", h.Size, x.limits.MaxFileBytes)}
+		if err := x.check(i, raw, rel, h.Size); err != nil {
+			return false, err
 		}
-		if x.total+h.Size > x.limits.MaxTotalBytes {
-			return false, &UnsafeEntryError{Layer: i, Name: raw, Reason: fmt.Sprintf("catalog content exceeds %d bytes", x.limits.MaxTotalBytes)}
+		if err := x.write(rel, tr, h.Size); err != nil {
+			return false, fmt.Errorf("%s: extract %s: %w", what, raw, err)
 		}
-		if len(x.files) >= x.limits.MaxFiles {
-			return false, &UnsafeEntryError{Layer: i, Name: raw, Reason: fmt.Sprintf("catalog has more than %d files", x.limits.MaxFiles)}
-		}
-		data, err := io.ReadAll(io.LimitReader(tr, h.Size))
-		if err != nil {
-			return false, fmt.Errorf("layer %d: read %s: %w", i, raw, err)
-		}
-		x.total += int64(len(data))
-		x.files[rel] = &fstest.MapFile{Data: data, Mode: 0o644, ModTime: time.Time{}}
 	}
 	for p := range pending {
 		x.hidden[p] = true
 	}
 	return only, nil
+}
+
+// check refuses an entry over the limits, before any of it is written.
+func (x *extractor) check(i int, raw, rel string, size int64) error {
+	lim := x.opts.Limits
+	switch {
+	case len(rel) > maxNameBytes || strings.Count(rel, "/") >= maxNameDepth:
+		return &UnsafeEntryError{Layer: i, Name: raw, Reason: fmt.Sprintf("path longer than %d bytes or deeper than %d directories", maxNameBytes, maxNameDepth)}
+	case !x.single && size > lim.MaxFileBytes:
+		return &UnsafeEntryError{Layer: i, Name: raw, Reason: fmt.Sprintf("%d bytes exceeds the %d-byte file limit", size, lim.MaxFileBytes)}
+	case x.total+size > lim.MaxTotalBytes:
+		return &UnsafeEntryError{Layer: i, Name: raw, Reason: fmt.Sprintf("catalog content exceeds %d bytes", lim.MaxTotalBytes)}
+	case len(x.files) >= lim.MaxFiles:
+		return &UnsafeEntryError{Layer: i, Name: raw, Reason: fmt.Sprintf("catalog has more than %d files", lim.MaxFiles)}
+	}
+	return nil
+}
+
+// write puts one file under the tree's root. os.Root keeps every path
+// inside it, whatever the name; links are never created, so none can be
+// followed.
+func (x *extractor) write(rel string, r io.Reader, size int64) error {
+	if d := path.Dir(rel); d != "." && !x.dirs[d] {
+		if err := x.root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
+			return err
+		}
+	}
+	f, err := x.root.OpenFile(filepath.FromSlash(rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(f, io.LimitReader(r, size))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return err
+	}
+	x.total += size
+	x.files[rel] = true
+	for p := path.Dir(rel); p != "."; p = path.Dir(p) {
+		x.dirs[p] = true
+	}
+	return nil
 }
 
 // underCatalog reports whether an entry is catalog content: the target or
@@ -267,24 +478,36 @@ func (x *extractor) underCatalog(name string) bool {
 	return false
 }
 
-// ReadDirs returns the files under the given in-image directories (full
-// paths, without the leading "/"), with whiteouts applied and the same
-// safety limits as Read. Bundle images are read this way: manifests/ and
-// metadata/.
-func ReadDirs(img v1.Image, limits Limits, dirs ...string) (fs.FS, error) {
+// ReadDirs extracts the files under the given in-image directories (full
+// paths, without the leading "/") into a temporary directory, with
+// whiteouts applied, every layer checked against its digest and the same
+// limits as Read. Bundle images are read this way: manifests/ and
+// metadata/. The caller closes the result.
+func ReadDirs(ctx context.Context, img v1.Image, opts ReadOptions, dirs ...string) (*Tree, error) {
+	opts.Limits = opts.Limits.withDefaults()
+	name := opts.name()
 	roots := make([]string, 0, len(dirs))
 	for _, d := range dirs {
 		roots = append(roots, cleanAbs(d))
 	}
+	if _, err := checkManifest(img, opts.Limits, name); err != nil {
+		return nil, err
+	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("list layers: %w", err)
+		return nil, fmt.Errorf("%s: list layers: %w", name, err)
 	}
-	x := &extractor{roots: roots, limits: limits, files: fstest.MapFS{}, hidden: map[string]bool{}}
+	x, err := newExtractor(opts)
+	if err != nil {
+		return nil, err
+	}
+	x.roots = roots
+	defer x.close()
 	for i := len(layers) - 1; i >= 0; i-- {
-		if _, err := x.layer(i, layers[i]); err != nil {
-			return nil, err
+		if _, err := x.layer(ctx, i, layers[i]); err != nil {
+			x.tree.Close()
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	return x.files, nil
+	return x.tree, nil
 }

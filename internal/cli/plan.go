@@ -40,6 +40,15 @@ type planned struct {
 	r *reconcile.Reconciler
 }
 
+// finish is a command's result once it did what it could: err if it
+// failed itself, else the parts of the plan that failed, if any.
+func (p *planned) finish(err error) error {
+	if err != nil || p.Incomplete == nil {
+		return err
+	}
+	return p.Incomplete
+}
+
 // computePlan loads the spec in dir and computes the plan against the
 // previous render in dir's render directory. opts.CheckMirror asks the
 // mirror what it lacks (diff and --dry-run); a mirror that cannot be asked
@@ -80,6 +89,11 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 	if err != nil {
 		return nil, err
 	}
+	if p.Incomplete != nil {
+		for _, f := range p.Incomplete.Failures {
+			fmt.Fprintf(errOut, "failed: %s\n", f)
+		}
+	}
 	if c := p.Plan.Copy; c != nil && c.Unchecked != "" {
 		fmt.Fprintf(errOut, "warning: %s; images to copy are not counted as changes\n", c.Unchecked)
 	}
@@ -113,7 +127,8 @@ func newDiffCmd() *cobra.Command {
 		Long: `Computes the plan against the previous render (DIR's render directory) and prints
 it in catalog terms: packages, channels and heads, bundles added and removed,
 files that would change. Exit codes follow kubectl diff: 0 nothing to do,
-1 changes pending, 2 invalid input, 3 failure.`,
+1 changes pending, 2 invalid input, 3 failure (also when a catalog or an
+image could not be planned: the rest of the plan is printed).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := dirArg(args)
@@ -126,6 +141,9 @@ files that would change. Exit codes follow kubectl diff: 0 nothing to do,
 			}
 			if err := writePlan(cmd.OutOrStdout(), p.Plan, output); err != nil {
 				return diffFailure(err)
+			}
+			if p.Incomplete != nil {
+				return diffFailure(p.Incomplete)
 			}
 			if p.Plan.HasChanges() {
 				return &exitError{code: 1}
@@ -179,7 +197,7 @@ It writes nowhere else: no registry, no cluster, no git.`,
 				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d file(s) to %s.\n", len(p.Result.Files), out)
-			return err
+			return p.finish(err)
 		},
 	}
 	f.add(cmd)

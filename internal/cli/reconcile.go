@@ -75,12 +75,12 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 				return err
 			}
 			if f.DryRun {
-				return writePlan(cmd.OutOrStdout(), p.Plan, output)
+				return p.finish(writePlan(cmd.OutOrStdout(), p.Plan, output))
 			}
 			if f.ToArchive != "" {
-				return f.export(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), p)
+				return p.finish(f.export(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), p))
 			}
-			return f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p)
+			return p.finish(f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p))
 		},
 	}
 	f.add(cmd)

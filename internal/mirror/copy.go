@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-gitops/ferry/internal/registry"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -100,7 +101,7 @@ type copier struct {
 type endpoint struct {
 	host   string
 	sem    chan struct{}
-	tr     *retryTransport
+	tr     *engineTransport
 	puller *remote.Puller
 	pusher *remote.Pusher
 
@@ -221,26 +222,14 @@ func hold(ctx context.Context, eps ...*endpoint) (func(), error) {
 // retry: a blob stream that broke or stalled after its response started, a
 // PATCH refused with a 5xx.
 func (c *copier) op(ctx context.Context, eps []*endpoint, fn func(context.Context) error) error {
-	for attempt := 1; ; attempt++ {
+	return c.opts.Retry.Transfer(ctx, c.opts.Log, transferRetryable, func(ctx context.Context) error {
 		release, err := hold(ctx, eps...)
 		if err != nil {
 			return err
 		}
-		err = fn(ctx)
-		release()
-		if err == nil || attempt >= c.opts.Retry.TransferAttempts || ctx.Err() != nil || !transferRetryable(err) {
-			return err
-		}
-		wait := c.opts.Retry.backoff(attempt)
-		c.opts.Log.Debug("retrying transfer", "attempt", attempt, "wait", wait, "reason", redactText(err.Error()))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+		defer release()
+		return fn(ctx)
+	})
 }
 
 // permanentError marks a failure no retry can fix.
@@ -248,18 +237,20 @@ type permanentError struct{ error }
 
 func (e permanentError) Unwrap() error { return e.error }
 
+// transferRetryable is the engine's judgement: unlike a read, a copy is
+// worth another try on any failure but cancellation, a permanent one, and
+// what registry.TransferRetryable refuses for a reason (requests the
+// transport gave up on, content over a limit, a registry's final answer).
 func transferRetryable(err error) bool {
 	var pe permanentError
-	var ee *exhaustedError
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &pe) || errors.As(err, &ee) {
-		return false
-	}
+	var ee *registry.ExhaustedError
+	var tl *registry.TooLargeError
 	var te *transport.Error
-	if errors.As(err, &te) {
-		// A replayable request with a retryable status was retried by the
-		// transport already; only a PATCH (never replayed) is worth
-		// another transfer.
-		return retryableStatus(te.StatusCode) && te.Request != nil && !replayable(te.Request)
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &pe) || errors.As(err, &ee) || errors.As(err, &tl):
+		return false
+	case errors.As(err, &te):
+		return registry.TransferRetryable(err)
 	}
 	return true
 }

@@ -56,8 +56,9 @@ type Options struct {
 	// RegistryConcurrency overrides Concurrency for some registries
 	// (host[:port]).
 	RegistryConcurrency map[string]int
-	// Retry says how failures are retried.
-	Retry RetryPolicy
+	// Retry says how failures are retried: the policy every registry call
+	// of Ferry follows (internal/registry).
+	Retry registry.RetryPolicy
 	// BlobHints are where earlier runs saw blobs in the mirror (the
 	// previous Report.Blobs). A run learns blob locations only from what
 	// it copies or checks, and an image already in the mirror costs one
@@ -79,7 +80,7 @@ func DefaultOptions(remotes Remotes) Options {
 	return Options{
 		Remotes:     remotes,
 		Concurrency: 8,
-		Retry:       DefaultRetryPolicy(),
+		Retry:       registry.DefaultRetryPolicy(),
 	}
 }
 
@@ -90,7 +91,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultOptions(nil).Concurrency
 	}
-	o.Retry = o.Retry.withDefaults()
+	o.Retry = o.Retry.WithDefaults()
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-gitops/ferry/internal/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -144,7 +145,7 @@ type ImageError struct {
 }
 
 func newImageError(p Pair, err error) *ImageError {
-	e := &ImageError{Source: p.Source, Destination: p.Destination, Reason: redactText(err.Error()), cause: err}
+	e := &ImageError{Source: p.Source, Destination: p.Destination, Reason: registry.Redact(err.Error()), cause: err}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		e.StatusCode = te.StatusCode

@@ -2,17 +2,16 @@ package mirror
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-gitops/ferry/internal/registry"
 )
 
 // scripted is a server that answers the nth request with script[n] (the
@@ -56,26 +55,14 @@ func status(code int, header ...string) func(http.ResponseWriter, *http.Request)
 	}
 }
 
-func resetConn(w http.ResponseWriter, r *http.Request) { reset(w) }
-
-func stallFor(d time.Duration) func(http.ResponseWriter, *http.Request) {
-	return func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(d):
-		}
-		w.WriteHeader(http.StatusOK)
-	}
-}
-
-func testPolicy() RetryPolicy {
-	p := DefaultRetryPolicy()
+func testPolicy() registry.RetryPolicy {
+	p := registry.DefaultRetryPolicy()
 	p.Initial, p.Max = time.Millisecond, 5*time.Millisecond
 	p.StallTimeout = 300 * time.Millisecond
 	return p
 }
 
-func startScripted(t *testing.T, steps ...func(http.ResponseWriter, *http.Request)) (*scripted, *retryTransport, string) {
+func startScripted(t *testing.T, steps ...func(http.ResponseWriter, *http.Request)) (*scripted, *engineTransport, string) {
 	t.Helper()
 	s := &scripted{script: steps}
 	srv := httptest.NewServer(s)
@@ -102,153 +89,24 @@ func do(t *testing.T, tr http.RoundTripper, method, url string, body []byte) (*h
 	return resp, err
 }
 
-func TestTransportRetries(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		method   string
-		body     []byte
-		steps    []func(http.ResponseWriter, *http.Request)
-		attempts int // requests the server should see
-		status   int // final status, 0 for an error
-	}{
-		{"503 then ok", "GET", nil, []func(http.ResponseWriter, *http.Request){status(503), status(503), status(200)}, 3, 200},
-		{"500 502 504 408", "HEAD", nil, []func(http.ResponseWriter, *http.Request){status(500), status(502), status(504), status(408), status(200)}, 5, 200},
-		{"reset then ok", "GET", nil, []func(http.ResponseWriter, *http.Request){resetConn, status(200)}, 2, 200},
-		{"stall then ok", "GET", nil, []func(http.ResponseWriter, *http.Request){stallFor(10 * time.Second), status(200)}, 2, 200},
-		{"404 is an answer", "GET", nil, []func(http.ResponseWriter, *http.Request){status(404)}, 1, 404},
-		{"401 is an answer", "GET", nil, []func(http.ResponseWriter, *http.Request){status(401)}, 1, 401},
-		{"gives up after Attempts", "GET", nil, []func(http.ResponseWriter, *http.Request){status(503)}, 8, 503},
-		{"PATCH never replayed", "PATCH", []byte("chunk"), []func(http.ResponseWriter, *http.Request){status(503), status(202)}, 1, 503},
-		{"manifest PUT replayed", "PUT", []byte(`{"manifest":1}`), []func(http.ResponseWriter, *http.Request){status(500), status(201)}, 2, 201},
-		{"Retry-After too long", "GET", nil, []func(http.ResponseWriter, *http.Request){status(429, "Retry-After", "3600"), status(200)}, 1, 429},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s, tr, url := startScripted(t, tc.steps...)
-			resp, err := do(t, tr, tc.method, url+"/v2/ns/repo/manifests/x", tc.body)
-			got := s.requests()
-			if len(got) != tc.attempts {
-				t.Errorf("server saw %d requests, want %d", len(got), tc.attempts)
-			}
-			switch {
-			case tc.status == 0 && err == nil:
-				t.Errorf("status %d, want an error", resp.StatusCode)
-			case tc.status != 0 && err != nil:
-				t.Fatalf("error %v, want %d", err, tc.status)
-			case tc.status != 0 && resp.StatusCode != tc.status:
-				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
-			}
-			for _, r := range got {
-				if r.body != string(tc.body) {
-					t.Errorf("attempt body %q, want %q (replays must send the whole body)", r.body, tc.body)
-				}
-			}
-			if tr.count.retries.Load() != int64(tc.attempts-1) {
-				t.Errorf("%d retries counted, want %d", tr.count.retries.Load(), tc.attempts-1)
-			}
-		})
+// TestTransportAccounting: the engine's counters see every attempt,
+// retry, ping and byte of the shared retrying transport below it.
+func TestTransportAccounting(t *testing.T) {
+	s, tr, url := startScripted(t, status(503), status(503), status(200))
+	if _, err := do(t, tr, "PUT", url+"/v2/ns/repo/manifests/x", []byte("manifest")); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestTransportHonoursRetryAfter(t *testing.T) {
-	for _, seconds := range []bool{true, false} {
-		ra := "1"
-		if !seconds {
-			// An HTTP date has one-second resolution: two seconds ahead is
-			// at least one.
-			ra = time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat)
-		}
-		s, tr, url := startScripted(t, status(429, "Retry-After", ra), status(200))
-		if _, err := do(t, tr, "GET", url+"/v2/ns/repo/blobs/sha256:00", nil); err != nil {
+	for range 2 {
+		if _, err := do(t, tr, "GET", url+"/v2/", nil); err != nil {
 			t.Fatal(err)
 		}
-		got := s.requests()
-		if len(got) != 2 {
-			t.Fatalf("%d requests, want 2", len(got))
-		}
-		if gap := got[1].at.Sub(got[0].at); gap < time.Second {
-			t.Errorf("Retry-After %q: came back after %s", ra, gap)
-		}
 	}
-}
-
-func TestTransportGivesUpWithoutLooking(t *testing.T) {
-	// A port nobody listens on: refused every time.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	st := tr.count.snapshot("h")
+	if len(s.requests()) != 4 || st.Requests["PUT"] != 3 || st.Retries != 2 || st.Writes != 3 || st.Pings != 1 {
+		t.Errorf("server saw %d requests; counted %+v", len(s.requests()), st)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	tr := newTransport(addr, false, 1, testPolicy(), slog.New(slog.DiscardHandler), nil)
-	_, err = do(t, tr, "GET", "http://"+addr+"/v2/ns/repo/manifests/x", nil)
-	var ee *exhaustedError
-	if !errors.As(err, &ee) || ee.attempts != testPolicy().Attempts {
-		t.Fatalf("error %v, want an exhaustedError after %d attempts", err, testPolicy().Attempts)
-	}
-	// go-containerregistry's retry layer must not start over.
-	if retryableErr(err) || errors.Is(err, io.EOF) {
-		t.Errorf("exhausted error still looks retryable: %v", err)
-	}
-	if transferRetryable(err) {
-		t.Error("the transfer layer would retry what the request layer gave up on")
-	}
-}
-
-func TestTransportCancelStopsWaiting(t *testing.T) {
-	_, tr, url := startScripted(t, status(429, "Retry-After", "60"))
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/v2/ns/repo/manifests/x", nil)
-	start := time.Now()
-	_, err := tr.RoundTrip(req)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("error %v, want the context's", err)
-	}
-	if time.Since(start) > 10*time.Second {
-		t.Error("kept waiting for Retry-After after the context ended")
-	}
-}
-
-func TestTransportStallMidBody(t *testing.T) {
-	_, tr, url := startScripted(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "100")
-		w.WriteHeader(200)
-		_, _ = w.Write([]byte("partial"))
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-	})
-	req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/v2/ns/repo/blobs/sha256:00", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, err = io.ReadAll(resp.Body)
-	var se *stallError
-	if !errors.As(err, &se) || !retryableErr(err) {
-		t.Fatalf("reading a stalled body: %v, want a retryable stallError", err)
-	}
-}
-
-func TestTransportCachesPing(t *testing.T) {
-	s, tr, url := startScripted(t, status(401, "WWW-Authenticate", `Basic realm="r"`))
-	for range 3 {
-		resp, err := do(t, tr, "GET", url+"/v2/", nil)
-		if err != nil || resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Basic realm="r"` {
-			t.Fatalf("ping: %v %v", resp, err)
-		}
-	}
-	if n := len(s.requests()); n != 1 {
-		t.Errorf("server saw %d pings, want 1", n)
-	}
-	// Authenticated requests to /v2/ are not pings.
-	req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/v2/", nil)
-	req.Header.Set("Authorization", "Basic eDp5")
-	if _, err := tr.RoundTrip(req); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(s.requests()); n != 2 {
-		t.Errorf("server saw %d requests, want 2", n)
+	if st.BytesSent != 3*int64(len("manifest")) || st.BytesReceived == 0 {
+		t.Errorf("bytes sent %d received %d", st.BytesSent, st.BytesReceived)
 	}
 }
 
@@ -276,45 +134,5 @@ func TestTransportCoalescesUpload(t *testing.T) {
 	rec := ctx.Value(recorderKey{}).(*recorder)
 	if !rec.committed.Load() || rec.sent.Load() != int64(len("blob-bytes")) {
 		t.Errorf("recorder: committed %v, sent %d", rec.committed.Load(), rec.sent.Load())
-	}
-}
-
-func TestRetryAfterParse(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"3", 3 * time.Second, true},
-		{" 0 ", 0, true},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
-		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
-		{"", 0, false},
-		{"-1", 0, false},
-		{"soon", 0, false},
-	} {
-		got, ok := retryAfter(tc.in, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("retryAfter(%q) = %s, %v; want %s, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
-func TestBackoffJitteredAndCapped(t *testing.T) {
-	p := RetryPolicy{Initial: 100 * time.Millisecond, Max: time.Second}
-	distinct := map[time.Duration]bool{}
-	for n := 1; n <= 12; n++ {
-		want := min(p.Initial<<(n-1), p.Max)
-		for range 20 {
-			d := p.backoff(n)
-			if d < want/2 || d > want {
-				t.Fatalf("backoff(%d) = %s, want within [%s, %s]", n, d, want/2, want)
-			}
-			distinct[d] = true
-		}
-	}
-	if len(distinct) < 20 {
-		t.Errorf("only %d distinct waits: no jitter?", len(distinct))
 	}
 }

@@ -1,14 +1,14 @@
 package registry
 
 import (
-	"crypto/tls"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"log/slog"
 	"os"
 	"strings"
-	"time"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -25,18 +25,33 @@ type Options struct {
 	Insecure []string
 	// Concurrency bounds parallel blob transfers per image (remote.WithJobs).
 	Concurrency int
+	// Retry is the policy of every request made through Remote; unset
+	// fields take DefaultRetryPolicy's values.
+	Retry RetryPolicy
+	// MaxManifestBytes bounds every manifest read (0:
+	// DefaultMaxManifestBytes).
+	MaxManifestBytes int64
+	// Log receives retries; nil is silent.
+	Log *slog.Logger
 }
 
-// Client carries what every registry call needs.
+// Client carries what every registry call needs: credentials, insecure
+// registries, and one retrying transport per registry, shared by every
+// call so connections and the /v2/ probe are reused within a run.
 type Client struct {
-	opts     Options
-	keychain authn.Keychain
-	insecure map[string]bool
+	opts       Options
+	keychain   authn.Keychain
+	insecure   map[string]bool
+	transports sync.Map // host -> *Transport
 }
 
 // New resolves credentials once, so a broken auth file fails the run before
 // anything is read or written.
 func New(opts Options) (*Client, error) {
+	opts.Retry = opts.Retry.WithDefaults()
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	c := &Client{opts: opts, insecure: map[string]bool{}}
 	for _, r := range opts.Insecure {
 		c.insecure[r] = true
@@ -70,22 +85,57 @@ func (c *Client) Reference(ref string) (name.Reference, error) {
 	return r, nil
 }
 
-// Remote returns the remote options for talking to the registry of ref.
+// Remote returns the remote options for talking to the registry of ref:
+// its credentials and the registry's retrying Transport, with
+// go-containerregistry's own retries switched off so that one layer, which
+// honours Retry-After and cuts stalls, decides. A caller's extra options
+// come last and win (the copy engine passes its own transport).
 func (c *Client) Remote(ref name.Reference, extra ...remote.Option) []remote.Option {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if c.insecure[ref.Context().RegistryStr()] {
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user declared this registry insecure
-	}
 	opts := []remote.Option{
 		remote.WithAuthFromKeychain(c.keychain),
-		remote.WithTransport(tr),
-		remote.WithRetryBackoff(remote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 6}),
-		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
+		remote.WithTransport(c.Transport(ref.Context().RegistryStr())),
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryPredicate(func(error) bool { return false }),
 	}
 	if c.opts.Concurrency > 0 {
 		opts = append(opts, remote.WithJobs(c.opts.Concurrency))
 	}
 	return append(opts, extra...)
+}
+
+// Transport returns the retrying transport of one registry (host[:port]).
+func (c *Client) Transport(host string) *Transport {
+	if t, ok := c.transports.Load(host); ok {
+		return t.(*Transport)
+	}
+	t, _ := c.transports.LoadOrStore(host, NewTransport(TransportOptions{
+		Host:             host,
+		Insecure:         c.insecure[host],
+		Conns:            max(16, c.opts.Concurrency),
+		Policy:           c.opts.Retry,
+		MaxManifestBytes: c.opts.MaxManifestBytes,
+		Log:              c.opts.Log,
+	}))
+	return t.(*Transport)
+}
+
+// Policy is the retry policy of every call made through the client.
+func (c *Client) Policy() RetryPolicy { return c.opts.Retry }
+
+// MaxManifestBytes is the largest manifest the client reads.
+func (c *Client) MaxManifestBytes() int64 {
+	if c.opts.MaxManifestBytes > 0 {
+		return c.opts.MaxManifestBytes
+	}
+	return DefaultMaxManifestBytes
+}
+
+// Transfer runs fn under the client's policy for whole transfers: when the
+// content broke off mid-body, stalled or arrived with the wrong digest, fn
+// runs again from the start (see RetryPolicy.Transfer). Request-level
+// failures were retried below it already and are not repeated.
+func (c *Client) Transfer(ctx context.Context, fn func(context.Context) error) error {
+	return c.opts.Retry.Transfer(ctx, c.opts.Log, nil, fn)
 }
 
 // authFile is the part of config.json / auth.json Ferry reads.

@@ -128,10 +128,11 @@ func extractIndexDB(t *testing.T, ref string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := catalogimage.Read(img, catalogimage.DefaultLimits())
+	c, err := catalogimage.Read(t.Context(), img, catalogimage.ReadOptions{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	if c.Format != catalogimage.FormatSQLite {
 		t.Fatalf("%s is a %s catalog image, not SQLite", ref, c.Format)
 	}

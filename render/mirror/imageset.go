@@ -328,6 +328,41 @@ func Unresolved(in Input) ([]string, error) {
 	return out, errors.Join(c.errs...)
 }
 
+// Need says what needs one reference of the image set.
+type Need struct {
+	// Catalogs are the catalogs whose images include it, sorted.
+	Catalogs []string
+	// AdditionalImages are the indexes of the Mirror's additionalImages
+	// entries naming it.
+	AdditionalImages []int
+}
+
+// Needs tells, for each reference (normalized, as Unresolved spells it),
+// what needs it: when a tag cannot be resolved, only what needs it fails,
+// and the rest of the set is still built.
+func Needs(in Input, refs []string) map[string]Need {
+	c := collect(in)
+	out := make(map[string]Need, len(refs))
+	for _, key := range refs {
+		var n Need
+		if w := c.wants[key]; w != nil {
+			for name := range w.catalogs {
+				n.Catalogs = append(n.Catalogs, name)
+			}
+			slices.Sort(n.Catalogs)
+		}
+		if in.Mirror != nil {
+			for i, raw := range in.Mirror.AdditionalImages {
+				if r, err := parseRef(raw); err == nil && r.String() == key {
+					n.AdditionalImages = append(n.AdditionalImages, i)
+				}
+			}
+		}
+		out[key] = n
+	}
+	return out
+}
+
 // Build computes the image set: every image pinned by digest, its
 // destination, and every collision. It returns all problems at once, as
 // *InvalidReferenceError, *MissingDigestError and *CollisionError joined,

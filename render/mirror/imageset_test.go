@@ -267,6 +267,28 @@ func TestUnresolved(t *testing.T) {
 	}
 }
 
+// TestNeeds: what needs a reference is every catalog listing it and every
+// additionalImages entry naming it, however it is spelled.
+func TestNeeds(t *testing.T) {
+	in := Input{
+		Mirror: &spec.MirrorSpec{Registry: "mirror.example.com", AdditionalImages: []string{"quay.io/x/a:1", "quay.io/x/only:2", "quay.io/x/a:1"}},
+		Catalogs: []Catalog{
+			{Name: "two", Config: bundles([]string{"quay.io/x/b@" + dA, "quay.io/x/a:1"})},
+			{Name: "one", Config: bundles([]string{"quay.io/x/a:1"}, []string{"docker.io/library/busybox"})},
+		},
+	}
+	got := Needs(in, []string{"quay.io/x/a:1", "quay.io/x/only:2", "docker.io/library/busybox:latest", "quay.io/x/none:1"})
+	want := map[string]Need{
+		"quay.io/x/a:1":                    {Catalogs: []string{"one", "two"}, AdditionalImages: []int{0, 2}},
+		"quay.io/x/only:2":                 {AdditionalImages: []int{1}},
+		"docker.io/library/busybox:latest": {Catalogs: []string{"one"}},
+		"quay.io/x/none:1":                 {},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("needs (-want +got):\n%s", diff)
+	}
+}
+
 // TestCollisions: two different sources, one destination, are errors that
 // name both, and Build returns no set to copy from.
 func TestCollisions(t *testing.T) {

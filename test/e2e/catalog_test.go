@@ -159,10 +159,11 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	contents, err := catalogimage.Read(img, catalogimage.DefaultLimits())
+	contents, err := catalogimage.Read(t.Context(), img, catalogimage.ReadOptions{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer contents.Close()
 	served := t.TempDir()
 	if err := os.CopyFS(served, contents.FS); err != nil {
 		t.Fatal(err)
@@ -501,9 +502,12 @@ spec:
 	for _, d := range im.Manifests {
 		platforms = append(platforms, d.Platform.String())
 		img, _ := idx.Image(d.Digest)
-		if _, err := catalogimage.Read(img, catalogimage.DefaultLimits()); err != nil {
+		c, err := catalogimage.Read(t.Context(), img, catalogimage.ReadOptions{TempDir: t.TempDir()})
+		if err != nil {
 			t.Errorf("%s: %v", d.Platform, err)
+			continue
 		}
+		c.Close()
 	}
 	sort.Strings(platforms)
 	if diff := cmp.Diff([]string{"linux/amd64", "linux/arm64"}, platforms); diff != "" {

@@ -1,9 +1,6 @@
-package mirror
+package registry
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 func TestRedactText(t *testing.T) {
 	for _, tc := range []struct {
@@ -26,24 +23,9 @@ func TestRedactText(t *testing.T) {
 		{"plain text untouched", `manifest unknown: sha256:abc in 127.0.0.1:5000/a/b`, `manifest unknown: sha256:abc in 127.0.0.1:5000/a/b`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := redactText(tc.in); got != tc.want {
-				t.Errorf("redactText(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+			if got := Redact(tc.in); got != tc.want {
+				t.Errorf("Redact(%q)\n got %q\nwant %q", tc.in, got, tc.want)
 			}
 		})
 	}
 }
-
-func TestImageErrorRedacts(t *testing.T) {
-	cause := &testErr{`Get "http://u:SECRET@h/x?sig=SECRET": EOF`}
-	e := newImageError(Pair{Source: "a/b@sha256:1", Destination: "c/d"}, cause)
-	if strings.Contains(e.Error(), "SECRET") || strings.Contains(e.Reason, "SECRET") {
-		t.Errorf("secret in %q", e.Error())
-	}
-	if !e.Is(cause) {
-		t.Error("errors.Is lost the cause")
-	}
-}
-
-type testErr struct{ s string }
-
-func (e *testErr) Error() string { return e.s }

@@ -1,4 +1,4 @@
-package mirror
+package registry
 
 import (
 	"net/url"
@@ -8,8 +8,8 @@ import (
 
 // urlPattern finds URLs in error text: net/http and go-containerregistry
 // put request URLs in their messages, and a URL can carry userinfo or a
-// signed query string (a blob redirect to object storage, an upload
-// session's state).
+// signed query string (a blob redirect to object storage, the state token
+// of an upload in progress).
 var urlPattern = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+`)
 
 // authPattern finds credentials spelled out in text: an Authorization
@@ -55,10 +55,12 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-// redactText removes credentials from a message: userinfo and foreign query
+// Redact removes credentials from a message: userinfo and foreign query
 // values in every URL it contains, and spelled-out Authorization values or
-// token fields.
-func redactText(s string) string {
+// token fields. Every registry error that reaches a log, a plan or a report
+// goes through it: net/http and go-containerregistry quote request URLs,
+// and a URL can carry userinfo or a signed redirect.
+func Redact(s string) string {
 	s = urlPattern.ReplaceAllStringFunc(s, func(u string) string {
 		// "GET https://host/path?q=v: message": the colon is the message's.
 		trimmed := strings.TrimRight(u, ":,.;)")
