@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-gitops/ferry/internal/catalogimage"
 	"github.com/ferry-gitops/ferry/internal/registry"
+	"github.com/ferry-gitops/ferry/internal/safefs"
 	"github.com/ferry-gitops/ferry/reconcile"
 	"github.com/ferry-gitops/ferry/spec"
 )
@@ -46,7 +47,7 @@ type planned struct {
 // computePlan loads the spec in dir and computes the plan against the
 // previous render in dir's render directory.
 func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer) (*planned, error) {
-	cfg, err := spec.Load(os.DirFS(dir), spec.LoadOptions{Exclude: []string{f.RenderDir}})
+	cfg, err := loadSpec(ctx, dir, f.RenderDir)
 	if err != nil {
 		var invalid *spec.InvalidError
 		if errors.As(err, &invalid) {
@@ -70,15 +71,49 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 		return nil, &usageError{err}
 	}
 	obs := &reconcile.Observer{Registry: reg, SpecDir: dir, Limits: catalogimage.DefaultLimits()}
-	var previous fs.FS
-	if fi, err := os.Stat(filepath.Join(dir, f.RenderDir)); err == nil && fi.IsDir() {
-		previous = os.DirFS(filepath.Join(dir, f.RenderDir))
+	previous, err := previousRender(dir, f.RenderDir)
+	if err != nil {
+		return nil, err
 	}
 	plan, res, err := obs.Compute(ctx, cfg, previous)
+	var bad *reconcile.PreviousRenderError
+	if errors.As(err, &bad) {
+		for _, p := range bad.Problems {
+			fmt.Fprintf(errOut, "%s: %s\n", displayPath(dir, f.RenderDir), p)
+		}
+		return nil, &usageError{fmt.Errorf("render directory %s: fix or remove what is listed above (Ferry rewrites it on the next reconcile)", displayPath(dir, f.RenderDir))}
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &planned{cfg: cfg, plan: plan, res: res, obs: obs, previous: previous}, nil
+}
+
+// previousRender opens dir's render directory, nil when there is none,
+// through a view that follows no symbolic link (the directory itself
+// included), reads regular files only and bounds their size: the render
+// directory holds only what Ferry wrote, and a read-only diff must not
+// follow a lock file linked to /dev/zero or block on a FIFO. The view is
+// released when it is garbage collected (the CLI runs one plan per process).
+func previousRender(dir, renderDir string) (fs.FS, error) {
+	view, err := safefs.Open(dir, safefs.Options{MaxFileSize: reconcile.MaxPreviousFileSize})
+	if err != nil {
+		return nil, &usageError{fmt.Errorf("spec directory: %w", err)}
+	}
+	fi, err := view.Stat(renderDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, &usageError{fmt.Errorf("render directory %s: %w", displayPath(dir, renderDir), errors.Unwrap(err))}
+	case !fi.IsDir():
+		return nil, &usageError{fmt.Errorf("render directory %s is a %s, not a directory", displayPath(dir, renderDir), safefs.DescribeMode(fi.Mode()))}
+	}
+	sub, err := view.Sub(renderDir)
+	if err != nil {
+		return nil, &usageError{fmt.Errorf("render directory %s: %w", displayPath(dir, renderDir), err)}
+	}
+	return sub, nil
 }
 
 // checkMirror asks the mirror what it lacks, for diff and --dry-run. A
@@ -177,6 +212,9 @@ It writes nowhere else: no registry, no cluster, no git.`,
 			if out == "" {
 				return &usageError{errors.New("-o OUTDIR is required")}
 			}
+			if err := checkOutputDir(dir, out, f.RenderDir); err != nil {
+				return err
+			}
 			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -194,6 +232,57 @@ It writes nowhere else: no registry, no cluster, no git.`,
 	f.add(cmd)
 	cmd.Flags().StringVarP(&out, "output-dir", "o", "", "directory to write the rendered files to")
 	return cmd
+}
+
+// checkOutputDir refuses a render OUTDIR inside the spec directory, where
+// the next validate would read the rendered manifests as spec (and where
+// replacing catalogs/ could delete the administrator's own catalogs/
+// folder), unless it is the render directory itself (or below it) or a
+// hidden directory, neither of which is ever read as spec.
+func checkOutputDir(dir, out, renderDir string) error {
+	absDir, err := realPath(dir)
+	if err != nil {
+		return &usageError{fmt.Errorf("spec directory: %w", err)}
+	}
+	absOut, err := realPath(out)
+	if err != nil {
+		return &usageError{fmt.Errorf("-o %s: %w", out, err)}
+	}
+	rel, err := filepath.Rel(absDir, absOut)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil // outside the spec directory
+	}
+	render := filepath.Clean(filepath.FromSlash(renderDir))
+	if rel == render || strings.HasPrefix(rel, render+string(filepath.Separator)) {
+		return nil
+	}
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		if strings.HasPrefix(part, ".") && part != "." {
+			return nil // hidden: never read as spec
+		}
+	}
+	return &usageError{fmt.Errorf("-o %s is inside the spec directory %s, so the next validate would read the rendered files as spec: "+
+		"write to the render directory (-o %s), a hidden directory (-o %s), or outside %s",
+		out, dir, filepath.Join(dir, render), filepath.Join(dir, ".render"), dir)}
+}
+
+// realPath is p made absolute with symbolic links resolved, as far as p
+// exists (an OUTDIR is created by the render).
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for cur := abs; ; cur = filepath.Dir(cur) {
+		if real, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if filepath.Dir(cur) == cur {
+			return abs, nil
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+	}
 }
 
 // writeFiles writes the render into dir, replacing what Ferry owns there

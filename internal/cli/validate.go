@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ferry-gitops/ferry/internal/safefs"
 	"github.com/ferry-gitops/ferry/spec"
 )
 
@@ -61,8 +61,8 @@ type validateReport struct {
 	Problems spec.Problems   `json:"problems,omitempty"`
 }
 
-func (a *validateAction) Run(_ context.Context) error {
-	cfg, err := spec.Load(os.DirFS(a.Dir), spec.LoadOptions{Exclude: []string{a.RenderDir}})
+func (a *validateAction) Run(ctx context.Context) error {
+	cfg, err := loadSpec(ctx, a.Dir, a.RenderDir)
 	var invalid *spec.InvalidError
 	if err != nil && !errors.As(err, &invalid) {
 		return err
@@ -99,6 +99,18 @@ func (a *validateAction) Run(_ context.Context) error {
 		}
 	}
 	return err
+}
+
+// loadSpec loads the spec directory through a view that reads regular files
+// only, within the spec size limit, and follows a symbolic link only while
+// it stays inside dir: the config repository is untrusted input.
+func loadSpec(ctx context.Context, dir, renderDir string) (*spec.Config, error) {
+	view, err := safefs.Open(dir, safefs.Options{FollowSymlinks: true, MaxFileSize: spec.DefaultMaxFileSize})
+	if err != nil {
+		return nil, &usageError{fmt.Errorf("spec directory: %w", err)}
+	}
+	defer view.Close()
+	return spec.LoadContext(ctx, view, spec.LoadOptions{Exclude: []string{renderDir}})
 }
 
 // displayPath shows problem files relative to where the user ran ferry, so
