@@ -110,7 +110,7 @@ func (v *validator) destinations(cfg *Config, added []entry) {
 		if host == mhost && (mns == "" || p == mns || strings.HasPrefix(p, mns+"/")) {
 			dst = source // already in the mirror: copied nowhere
 		} else if len(dst) > maxRepositoryName {
-			v.fail(e, "%q would be mirrored to %s, %d characters long; registries refuse repository names over %d: set maxPathComponents, or block it", ref, dst, len(dst), maxRepositoryName)
+			v.fail(e, "%q would be mirrored to a repository name %d characters long; registries refuse names over %d: block it (blockedImages) or shorten the Mirror registry's namespace", ref, len(dst), maxRepositoryName)
 			return
 		}
 		here := placed{source: source, target: target, e: e}
@@ -120,7 +120,7 @@ func (v *validator) destinations(cfg *Config, added []entry) {
 				if prev.target {
 					hint = fmt.Sprintf("%s/%s pushes its built catalog there (spec.target); mirror the other image elsewhere or give the Catalog another target", prev.e.kind, prev.e.name)
 				}
-				v.fail(e, "%q would be mirrored to %s, where %s (%s) goes too: %s", ref, dst, prev.e.value, prev.e.where(), hint)
+				v.fail(e, "%q would be mirrored to %s, where %s (%s) goes too: %s", ref, dst, prev.source, prev.e.where(), hint)
 				return
 			}
 		}
@@ -132,7 +132,7 @@ func (v *validator) destinations(cfg *Config, added []entry) {
 				if target {
 					built, other = here, prev
 				}
-				v.fail(e, "%q and %s (%s) both land on %s, the tag %s/%s pushes its built catalog to; they cannot both have it", other.e.value, built.e.value, built.e.where(), key, built.e.kind, built.e.name)
+				v.fail(e, "%q would be mirrored to %s, the tag %s/%s (%s) pushes its built catalog to: remove it, or give the Catalog another target", other.e.value, key, built.e.kind, built.e.name, built.e.where())
 				return
 			}
 			if !ok || target {

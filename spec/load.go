@@ -337,9 +337,9 @@ func syntaxProblem(file string, data []byte, err error) Problem {
 		if strings.Contains(err.Error(), "did not find expected") {
 			p.Line++
 		}
-	} else if line, col, what, ok := badByte(data); ok {
+	} else if line, col, what, why, ok := badByte(data); ok {
 		p.Line = line
-		p.Message = fmt.Sprintf("not valid YAML: %s at column %d", what, col)
+		p.Message = fmt.Sprintf("not valid YAML: %s at column %d%s", what, col, why)
 	}
 	p.Message = yamlLineRE.ReplaceAllString(p.Message, "")
 	p.Message = strings.Replace(p.Message, "YAML: : ", "YAML: ", 1)
@@ -352,20 +352,20 @@ func syntaxProblem(file string, data []byte, err error) Problem {
 // badByte finds the first byte YAML does not allow: invalid UTF-8, or a
 // control character other than tab, line feed and carriage return. A file
 // with a byte order mark is left to the YAML decoder (UTF-16 is allowed).
-func badByte(data []byte) (line, col int, what string, ok bool) {
+func badByte(data []byte) (line, col int, what, why string, ok bool) {
 	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
-		return 0, 0, "", false
+		return 0, 0, "", "", false
 	}
 	line, col = 1, 1
 	for i := 0; i < len(data); {
 		r, size := utf8.DecodeRune(data[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
-			return line, col, fmt.Sprintf("invalid UTF-8 byte 0x%02x (spec files must be UTF-8)", data[i]), true
+			return line, col, fmt.Sprintf("invalid UTF-8 byte 0x%02x", data[i]), ": spec files must be UTF-8", true
 		case r == 0:
-			return line, col, "NUL byte: this looks like a binary file", true
+			return line, col, "NUL byte", ": this looks like a binary file", true
 		case r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0x7f, r >= 0x80 && r < 0xa0 && r != 0x85, r == 0xfffe, r == 0xffff:
-			return line, col, fmt.Sprintf("control character U+%04X", r), true
+			return line, col, fmt.Sprintf("control character U+%04X", r), "", true
 		}
 		if r == '\n' {
 			line, col = line+1, 1
@@ -374,7 +374,7 @@ func badByte(data []byte) (line, col int, what string, ok bool) {
 		}
 		i += size
 	}
-	return 0, 0, "", false
+	return 0, 0, "", "", false
 }
 
 // noteTemplates remembers the lines of a file that hold "{{", so a problem

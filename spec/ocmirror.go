@@ -26,6 +26,10 @@ const (
 	KindDeleteImageSetConfiguration = "DeleteImageSetConfiguration"
 )
 
+// dockerTransport is the prefix oc-mirror accepts (and drops) on image
+// references, as containers/image spells a registry reference.
+const dockerTransport = "docker://"
+
 func isOCMirrorAPIVersion(v string) bool {
 	return v == OCMirrorV1Alpha1 || v == OCMirrorV1Alpha2 || v == OCMirrorV2Alpha1
 }
@@ -203,9 +207,10 @@ func (l *loader) loadOCMirror(file string, n *yaml.Node, origin *Origin, h heade
 	om := ocMirror{mirror: mirror}
 	for i, img := range m.AdditionalImages {
 		f := fmt.Sprintf("mirror.additionalImages[%d]", i)
-		checkImage(c, f+".name", img.Name)
-		mirror.Spec.AdditionalImages = append(mirror.Spec.AdditionalImages, img.Name)
-		om.added = append(om.added, entry{value: img.Name, origin: origin, kind: KindImageSetConfiguration, field: f + ".name"})
+		ref := strings.TrimPrefix(img.Name, dockerTransport)
+		checkImage(c, f+".name", ref)
+		mirror.Spec.AdditionalImages = append(mirror.Spec.AdditionalImages, ref)
+		om.added = append(om.added, entry{value: ref, origin: origin, kind: KindImageSetConfiguration, field: f + ".name"})
 		if img.TargetRepo != "" || img.TargetTag != "" || img.TagsByRegex != "" {
 			c.warn(f, "targetRepo, targetTag and tagsByRegex are ignored: Ferry names every destination after its source path")
 		}
@@ -249,7 +254,7 @@ func mapOperator(c objectCheck, f, apiVersion string, op iscOperator) *Catalog {
 	cat := &Catalog{
 		TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindCatalog},
 		Spec: CatalogSpec{
-			Source:              strings.TrimPrefix(op.Catalog, "oci://"),
+			Source:              strings.TrimPrefix(strings.TrimPrefix(op.Catalog, "oci://"), dockerTransport),
 			IncludeDependencies: !op.SkipDependencies,
 		},
 	}

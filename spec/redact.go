@@ -13,8 +13,21 @@ import (
 // mistaken for one.
 var userinfoRE = regexp.MustCompile(`(^|[\s"'(=])((?:[a-zA-Z][a-zA-Z0-9+.-]*://)?)([^\s/"'\\]+)@([^\s"'\\]*)`)
 
-// digestRE is what follows the '@' of a digest: algorithm:hex.
-var digestRE = regexp.MustCompile(`^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,}`)
+// hostRE is what follows the '@' of user information: a registry host
+// with an optional port.
+var hostRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9.-]*(:[0-9]+)?`)
+
+// looksLikeHost tells "user:pass@mirror.example.com/..." from
+// "name@sha256:..." or a placeholder such as "NAMESPACE@DIGEST": what
+// follows the '@' starts with a host that has a dot or a port, or is
+// localhost.
+func looksLikeHost(s string) bool {
+	host := hostRE.FindString(s)
+	if host == "" || (len(host) < len(s) && strings.IndexByte("/\"')]},;: \t", s[len(host)]) < 0) {
+		return false
+	}
+	return strings.ContainsAny(host, ".:") || host == "localhost"
+}
 
 // Redact replaces the user information of every URL or image reference in
 // s with REDACTED. It is applied to every problem Load reports, so a
@@ -26,8 +39,8 @@ func Redact(s string) string {
 	}
 	return userinfoRE.ReplaceAllStringFunc(s, func(m string) string {
 		sub := userinfoRE.FindStringSubmatch(m)
-		if digestRE.MatchString(sub[4]) {
-			return m // host@sha256:..., a (malformed) digest reference
+		if !looksLikeHost(sub[4]) {
+			return m // name@sha256:..., a digest reference
 		}
 		return sub[1] + sub[2] + "REDACTED@" + sub[4]
 	})
@@ -41,7 +54,7 @@ func hasUserinfo(ref string) bool {
 	}
 	host, _, _ := strings.Cut(ref, "/")
 	at := strings.LastIndex(host, "@")
-	return at >= 0 && !digestRE.MatchString(host[at+1:])
+	return at >= 0 && looksLikeHost(host[at+1:])
 }
 
 // credentialsHint is the message for a reference with credentials in it:
