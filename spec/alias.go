@@ -6,8 +6,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// checkAliases bounds what a document's YAML aliases expand to before it
-// is decoded. The decoder follows an alias every time it is used, so ten
+// checkAliases bounds a document before it is decoded: its size as
+// written (MaxDocumentNodes), and what its YAML aliases expand to. The decoder follows an alias every time it is used, so ten
 // nested lists of ten aliases each ("billion laughs") turn a 2 KB file into
 // ten billion decoded values. Sizes are computed once per node (memoised),
 // so the check itself is linear in the written document.
@@ -15,7 +15,11 @@ import (
 // It returns the problem found, located at the alias that crossed a limit,
 // or ok.
 func checkAliases(doc *yaml.Node) (line int, msg string, ok bool) {
-	if !hasAlias(doc) {
+	written, aliases := countWritten(doc)
+	if written > MaxDocumentNodes {
+		return doc.Line, fmt.Sprintf("this document has %d YAML values, over the %d limit for one document: split it", written, MaxDocumentNodes), false
+	}
+	if !aliases {
 		return 0, "", true
 	}
 	a := &aliasSizes{size: map[*yaml.Node]int64{}, depth: map[*yaml.Node]int{}, busy: map[*yaml.Node]bool{}}
@@ -53,16 +57,16 @@ func checkAliases(doc *yaml.Node) (line int, msg string, ok bool) {
 	return found.Line, msg, false
 }
 
-func hasAlias(n *yaml.Node) bool {
-	if n.Kind == yaml.AliasNode {
-		return true
-	}
+// countWritten counts the nodes of a document as written (an alias counts
+// once) and says whether it uses aliases at all.
+func countWritten(n *yaml.Node) (int, bool) {
+	count, alias := 1, n.Kind == yaml.AliasNode
 	for _, c := range n.Content {
-		if hasAlias(c) {
-			return true
-		}
+		k, a := countWritten(c)
+		count += k
+		alias = alias || a
 	}
-	return false
+	return count, alias
 }
 
 // aliasSizes memoises, per node, how many nodes it stands for with every

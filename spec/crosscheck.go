@@ -79,6 +79,11 @@ type placed struct {
 	e      entry
 }
 
+type placedRef struct {
+	ref    string
+	target bool
+}
+
 // maxRepositoryName is the longest repository name (host and path)
 // registries accept: distribution's NameTotalLengthMax.
 const maxRepositoryName = 255
@@ -97,11 +102,18 @@ func (v *validator) destinations(cfg *Config, added []entry) {
 	}
 	mhost, mns, _ := strings.Cut(m.Spec.Registry, "/")
 	mns = strings.Trim(mns, "/")
-	repos := map[string][]placed{}
+	// The first image placed in each destination repository: a second
+	// source there is reported and not placed, so one is all there is.
+	repos := map[string]placed{}
 	tags := map[string]placed{}
+	seen := map[placedRef]bool{}
 	place := func(ref string, target bool, e entry) {
+		if seen[placedRef{ref, target}] {
+			return // a duplicate, reported where the list is checked
+		}
+		seen[placedRef{ref, target}] = true
 		r, err := reference.ParseNormalizedNamed(strings.TrimSpace(ref))
-		if err != nil || hasUserinfo(ref) {
+		if err != nil || hasUserinfo(ref) || !strings.Contains(ref, "/") {
 			return // reported where the reference is checked
 		}
 		host, p := reference.Domain(r), reference.Path(r)
@@ -114,17 +126,16 @@ func (v *validator) destinations(cfg *Config, added []entry) {
 			return
 		}
 		here := placed{source: source, target: target, e: e}
-		for _, prev := range repos[dst] {
-			if prev.source != source {
-				hint := m.Spec.CollisionHint(source, prev.source)
-				if prev.target {
-					hint = fmt.Sprintf("%s/%s pushes its built catalog there (spec.target); mirror the other image elsewhere or give the Catalog another target", prev.e.kind, prev.e.name)
-				}
-				v.fail(e, "%q would be mirrored to %s, where %s (%s) goes too: %s", ref, dst, prev.source, prev.e.where(), hint)
-				return
+		if prev, ok := repos[dst]; !ok {
+			repos[dst] = here
+		} else if prev.source != source {
+			hint := m.Spec.CollisionHint(source, prev.source)
+			if prev.target {
+				hint = fmt.Sprintf("%s/%s pushes its built catalog there (spec.target); mirror the other image elsewhere or give the Catalog another target", prev.e.kind, prev.e.name)
 			}
+			v.fail(e, "%q would be mirrored to %s, where %s (%s) goes too: %s", ref, dst, prev.source, prev.e.where(), hint)
+			return
 		}
-		repos[dst] = append(repos[dst], here)
 		if t, ok := r.(reference.Tagged); ok {
 			key := dst + ":" + t.Tag()
 			if prev, ok := tags[key]; ok && prev.target != target {

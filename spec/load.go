@@ -57,8 +57,14 @@ const (
 	// content and are left to the catalog reader.
 	DefaultMaxFileSize = 1 << 20
 	// DefaultMaxTotalSize bounds the spec files of a directory together
-	// (catalog content kept beside the specs does not count).
-	DefaultMaxTotalSize = 16 << 20
+	// (catalog content kept beside the specs does not count). Decoded and
+	// checked, a MiB of dense spec (tens of thousands of image references)
+	// holds about 40 MB; real config repos hold a few hundred KB.
+	DefaultMaxTotalSize = 4 << 20
+	// MaxDocumentNodes bounds one document as written (200000 values: a
+	// Mirror with as many additional images), so a dense file is refused
+	// before decoding multiplies its cost.
+	MaxDocumentNodes = 200_000
 	// MaxAliasNodes bounds what YAML aliases may add to one document: the
 	// nodes an alias stands for count every time it is used, so nested
 	// aliases ("billion laughs") cannot multiply a small file into
@@ -230,6 +236,9 @@ func (l *loader) readFile(p string, d fs.DirEntry) {
 		l.oversized = append(l.oversized, oversizedFile{path: p, size: size})
 		return
 	}
+	if l.overTotal {
+		return // reported once; reading more would only cost memory
+	}
 	f, err := l.fsys.Open(p)
 	if err != nil {
 		l.problem(Problem{File: p, Message: "cannot be read: " + fileError(err)})
@@ -306,7 +315,8 @@ func (l *loader) loadFile(file string, data []byte) {
 		l.total += int64(len(data))
 		if l.total > l.opts.maxTotalSize() && !l.overTotal {
 			l.overTotal = true
-			l.problem(Problem{File: file, Message: fmt.Sprintf("the spec files read so far weigh %s, over the %s limit for a spec directory; is this the right directory?", formatSize(l.total), formatSize(l.opts.maxTotalSize()))})
+			total, limit := formatSizes(l.total, l.opts.maxTotalSize())
+			l.problem(Problem{File: file, Message: fmt.Sprintf("the spec files read up to this one weigh %s, over the %s limit for a spec directory; the rest is not read (is this the right directory?)", total, limit)})
 		}
 	}
 }
@@ -571,11 +581,12 @@ func (l *loader) reportOversized() {
 		if local {
 			continue // catalog content: the catalog reader has its own limits
 		}
-		size := "grew past the limit while read"
+		size, max := "grew past the limit while read", formatSize(limit)
 		if f.size >= 0 {
-			size = "is " + formatSize(f.size)
+			size, max = formatSizes(f.size, limit)
+			size = "is " + size
 		}
-		l.problem(Problem{File: f.path, Message: fmt.Sprintf("%s, over the %s limit for a spec file: split it into several files, or keep catalog content in a local Catalog source directory", size, formatSize(limit))})
+		l.problem(Problem{File: f.path, Message: fmt.Sprintf("%s, over the %s limit for a spec file: split it into several files, or keep catalog content in a local Catalog source directory", size, max)})
 	}
 }
 
@@ -589,6 +600,16 @@ func (l *loader) templateHints() {
 			p.Message = hint + "; render the template and commit its output: " + p.Message
 		}
 	}
+}
+
+// formatSizes prints a size and its limit, in bytes when rounding would
+// make them look equal.
+func formatSizes(n, limit int64) (string, string) {
+	a, b := formatSize(n), formatSize(limit)
+	if a == b {
+		return fmt.Sprintf("%d bytes", n), fmt.Sprintf("%d-byte", limit)
+	}
+	return a, b
 }
 
 // formatSize prints a byte count the way the limits are documented.
