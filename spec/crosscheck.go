@@ -119,7 +119,8 @@ func (v *validator) destinations(cfg *Config, added []entry) {
 		host, p := reference.Domain(r), reference.Path(r)
 		source := host + "/" + p
 		dst := m.Spec.Destination(host, p)
-		if host == mhost && (mns == "" || p == mns || strings.HasPrefix(p, mns+"/")) {
+		inPlace := host == mhost && (mns == "" || p == mns || strings.HasPrefix(p, mns+"/"))
+		if inPlace {
 			dst = source // already in the mirror: copied nowhere
 		} else if len(dst) > maxRepositoryName {
 			v.fail(e, "%q would be mirrored to a repository name %d characters long; registries refuse names over %d: block it (blockedImages) or shorten the Mirror registry's namespace", ref, len(dst), maxRepositoryName)
@@ -136,7 +137,11 @@ func (v *validator) destinations(cfg *Config, added []entry) {
 			v.fail(e, "%q would be mirrored to %s, where %s (%s) goes too: %s", ref, dst, prev.source, prev.e.where(), hint)
 			return
 		}
-		if t, ok := r.(reference.Tagged); ok {
+		// A tag in the mirror that a built catalog is pushed to cannot be
+		// another image's too. (Copied images keep no such claim: the
+		// image set gives a tag that would name two digests to the
+		// resolved image and a hash tag to the other.)
+		if t, ok := r.(reference.Tagged); ok && inPlace {
 			key := dst + ":" + t.Tag()
 			if prev, ok := tags[key]; ok && prev.target != target {
 				built, other := prev, here
