@@ -202,7 +202,11 @@ func newRenderCmd() *cobra.Command {
 		Long: `Reads the spec in DIR and the source registries, renders each Catalog
 (filtered FBC, one directory per package, and a CatalogSource pinned to the
 digest the built catalog image will have) and writes the files to OUTDIR.
-It writes nowhere else: no registry, no cluster, no git.`,
+It writes nowhere else: no registry, no cluster, no git.
+
+OUTDIR must be outside DIR, DIR's render directory (or below it) or a
+hidden directory: anywhere else in DIR the next validate would read the
+rendered manifests as spec.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := dirArg(args)

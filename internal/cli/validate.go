@@ -26,6 +26,12 @@ Catalog, Mirror, Samples and oc-mirror ImageSetConfiguration strictly, applies
 defaults and validates the whole. Every problem is listed, one per line, as
 file:line: Kind/name: field: message.
 
+The directory is untrusted input: only regular files are read (a FIFO or
+device is reported, never opened), a spec file may hold at most 1 MiB and
+the spec files together 4 MiB, YAML aliases may add at most 100000 values
+to a document, symbolic links are followed only while they stay inside DIR,
+and credentials written into a reference are refused and never echoed.
+
 With -o yaml or -o json it prints the effective objects, defaults applied:
 what a reconcile would act on.`,
 		Args: cobra.MaximumNArgs(1),
