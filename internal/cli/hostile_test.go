@@ -178,3 +178,58 @@ func TestRenderOutputDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateFiltersLocalCatalogs: a local catalog's selection needs no
+// registry, so validate applies it and reports what the catalog lacks at
+// the line that asks for it (reconcile used to find it after reading every
+// registry, exit 1, no line).
+func TestValidateFiltersLocalCatalogs(t *testing.T) {
+	dir := specDir(t, map[string]string{
+		"mirror.yaml": mirrorOnly,
+		"catalog.yaml": `apiVersion: ferry.dev/v1alpha1
+kind: Catalog
+metadata:
+  name: okd
+spec:
+  source: ./okd
+  base: quay.io/operator-framework/opm:v1.73.0
+  packages:
+    - name: lvms-operator
+      channels:
+        - name: stable-4.99
+    - name: no-such-operator
+`,
+	})
+	if err := os.CopyFS(filepath.Join(dir, "okd"), os.DirFS("../../examples/okd")); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := run(t, "validate", dir)
+	if code != ExitInvalid {
+		t.Fatalf("exit %d, want %d\n%s", code, ExitInvalid, stderr)
+	}
+	for _, want := range []string{
+		`catalog.yaml:11: Catalog/okd: spec.packages[0].channels[0]: package "lvms-operator" channel "stable-4.99":`,
+		`catalog.yaml:12: Catalog/okd: spec.packages[1]: package "no-such-operator":`,
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	// The same selection, fixed, is valid.
+	fixed := strings.NewReplacer("stable-4.99", "alpha", "    - name: no-such-operator\n", "").Replace(readFile(t, filepath.Join(dir, "catalog.yaml")))
+	if err := os.WriteFile(filepath.Join(dir, "catalog.yaml"), []byte(fixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := run(t, "validate", dir); code != ExitOK {
+		t.Errorf("fixed selection: exit %d\n%s", code, stderr)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
