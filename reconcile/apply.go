@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -38,6 +39,15 @@ type Outcome struct {
 	// was never rendered), so no CatalogSource moves to a catalog whose
 	// images are not all in the mirror.
 	Files map[string][]byte
+	// Samples is what mirroring the sample images did, nil when nothing
+	// was to mirror.
+	Samples *SamplesOutcome
+	// Cluster is what the cluster step did, nil when it did not run.
+	Cluster *ClusterOutcome
+	// Written is set when the render directory was rewritten.
+	Written bool
+	// Commit is what was committed, nil without a Committer.
+	Commit *Commit
 }
 
 // CatalogOutcome is what happened to one catalog's image.
@@ -133,7 +143,11 @@ func (o *Observer) Apply(ctx context.Context, res *Result, previous fs.FS, opts 
 	for _, img := range res.Images {
 		out.Catalogs = append(out.Catalogs, CatalogOutcome{Name: img.Catalog, Image: img.Pinned, Pushed: pushed[img.Catalog], Held: held[img.Catalog]})
 	}
-	out.Files = holdBack(res.Files, previous, held)
+	files, err := achievedFiles(res, previous, held, out.Copy, out.CatalogCopy)
+	if err != nil {
+		return out, err
+	}
+	out.Files = files
 	if len(failed) == 0 && len(pushErrs) == 0 {
 		return out, nil
 	}
@@ -233,10 +247,11 @@ func (o *Observer) push(ctx context.Context, img BuiltImage) (bool, error) {
 	return true, nil
 }
 
-// holdBack replaces the files of held catalogs with their previous ones.
+// holdBack returns files where held catalogs have their previous files
+// instead; files itself is not changed.
 func holdBack(files map[string][]byte, previous fs.FS, held map[string]string) map[string][]byte {
 	if len(held) == 0 {
-		return files
+		return maps.Clone(files)
 	}
 	out := make(map[string][]byte, len(files))
 	prefixes := make([]string, 0, len(held))
@@ -271,4 +286,66 @@ func holdBack(files map[string][]byte, previous fs.FS, held map[string]string) m
 		})
 	}
 	return out
+}
+
+// achievedFiles is the render to write after a run: the new render, where
+// every held catalog keeps its previous files and the mirror's files
+// (mapping.txt, mirror sets, lock) list only what the mirror holds — an
+// image that failed keeps its previous entry or has none, a held catalog's
+// unpushed image is not locked. What is committed describes the mirror,
+// never only the intent.
+func achievedFiles(res *Result, previous fs.FS, held map[string]string, reports ...*engine.Report) (map[string][]byte, error) {
+	files := holdBack(res.Files, previous, held)
+	if res.Mirror == nil {
+		return files, nil
+	}
+	complete := map[engine.Pair]bool{}
+	for _, rep := range reports {
+		if rep == nil {
+			continue
+		}
+		for _, im := range rep.Images {
+			if im.Action.Complete() {
+				complete[im.Pair] = true
+			}
+		}
+	}
+	heldNames := map[string]bool{}
+	for name := range held {
+		heldNames[name] = true
+	}
+	done := func(img *mirror.Image) bool {
+		if img.InPlace {
+			// Pushed straight into the mirror: there when none of the
+			// catalogs it is built for was held back.
+			for _, c := range img.Catalogs {
+				if heldNames[c] {
+					return false
+				}
+			}
+			return true
+		}
+		return complete[engine.Pair{Source: img.Pinned(), Destination: img.Destination}]
+	}
+	var prevLock *mirror.Lock
+	if previous != nil {
+		if f, err := previous.Open(mirror.LockFile); err == nil {
+			prevLock, _ = mirror.ReadLock(f) // an unreadable lock is no lock: nothing previous is kept
+			f.Close()
+		}
+	}
+	set := res.Mirror.Achieved(done, heldNames, prevLock)
+	mfiles, err := set.Files(res.MirrorOptions())
+	if err != nil {
+		return nil, fmt.Errorf("mirror: %w", err)
+	}
+	for p := range files {
+		if strings.HasPrefix(p, mirror.Dir+"/") || p == mirror.LockFile {
+			delete(files, p)
+		}
+	}
+	for p, b := range mfiles {
+		files[p] = b
+	}
+	return files, nil
 }

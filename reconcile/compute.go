@@ -33,6 +33,8 @@ type Result struct {
 	Catalogs []*render.Catalog
 	// Mirror is the image set, nil without a Mirror.
 	Mirror *mirror.Set
+	// Instance names this config repository on the cluster (Instance).
+	Instance string
 }
 
 // BuiltImage is a catalog image that exists only in memory until pushed.
@@ -51,7 +53,7 @@ func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS
 	if err := CheckPrevious(previous); err != nil {
 		return nil, nil, err
 	}
-	res := &Result{Files: map[string][]byte{}}
+	res := &Result{Files: map[string][]byte{}, Instance: Instance(cfg)}
 	plan := &Plan{}
 	var errs []error
 	sources := map[string]*Source{}
@@ -72,7 +74,7 @@ func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS
 		return nil, nil, fmt.Errorf("mirror: %w", err)
 	}
 	if set != nil {
-		files, err := set.Files(mirror.DefaultOptions())
+		files, err := set.Files(res.MirrorOptions())
 		if err != nil {
 			return nil, nil, fmt.Errorf("mirror: %w", err)
 		}
@@ -82,10 +84,37 @@ func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS
 		res.Mirror = set
 		plan.Images = len(set.Images)
 	}
-	if plan.Files, err = diffFiles(previous, res.Files); err != nil {
+	if m := cfg.Mirror; m != nil && m.Spec.OperatorHub != nil {
+		b, err := render.OperatorHub(m.Spec.OperatorHub, render.Labels(res.Instance))
+		if err != nil {
+			return nil, nil, err
+		}
+		res.Files[render.OperatorHubFile] = b
+	}
+	if plan.Files, err = diffPrevious(previous, res.Files); err != nil {
 		return nil, nil, err
 	}
 	return plan, res, nil
+}
+
+// Instance is the config repository's name for itself, the value of the
+// instance label on every object it renders: its Mirror's name, or
+// "ferry" without a Mirror.
+func Instance(cfg *spec.Config) string {
+	if cfg.Mirror != nil && cfg.Mirror.Metadata.Name != "" {
+		return cfg.Mirror.Metadata.Name
+	}
+	return "ferry"
+}
+
+// MirrorOptions are how the mirror objects of this result are rendered:
+// named after the instance, so two config repositories applied to one
+// cluster never write each other's mirror sets, and labelled as Ferry's.
+func (res *Result) MirrorOptions() mirror.Options {
+	o := mirror.DefaultOptions()
+	o.NamePrefix = "ferry-" + res.Instance
+	o.Labels = render.Labels(res.Instance)
+	return o
 }
 
 // MaxPreviousFileSize bounds one file of the previous render. The render
@@ -151,7 +180,7 @@ func CheckPrevious(previous fs.FS) error {
 }
 
 // ownedPaths are what Ferry writes into the render directory.
-var ownedPaths = []string{render.CatalogsDir, path.Dir(mirror.MappingFile), mirror.LockFile}
+var ownedPaths = []string{render.CatalogsDir, path.Dir(mirror.MappingFile), mirror.LockFile, path.Dir(render.OperatorHubFile), render.SamplesDir}
 
 func unwrapPath(err error) error {
 	var pe *fs.PathError
@@ -197,15 +226,27 @@ func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous
 	if err != nil {
 		return CatalogChange{}, fmt.Errorf("catalog %s: target: %w", name, err)
 	}
-	cs, err := render.CatalogSource(c, pinned)
-	if err != nil {
-		return CatalogChange{}, err
+	labels := render.Labels(res.Instance)
+	if c.Spec.Serves(spec.ServeCatalogSource) {
+		cs, err := render.CatalogSource(c, pinned, labels)
+		if err != nil {
+			return CatalogChange{}, err
+		}
+		res.Files[render.CatalogSourceFile(name)] = cs
 	}
-	res.Files[render.CatalogSourceFile(name)] = cs
+	if c.Spec.Serves(spec.ServeClusterCatalog) {
+		cc, err := render.ClusterCatalog(c, pinned, labels)
+		if err != nil {
+			return CatalogChange{}, err
+		}
+		res.Files[render.ClusterCatalogFile(name)] = cc
+	}
 	res.Images = append(res.Images, BuiltImage{Catalog: name, Target: c.Spec.Target, Pinned: pinned, Digest: digest.String(), Image: img})
 	res.Catalogs = append(res.Catalogs, rc)
 	prev, prevImage := previousCatalog(ctx, previous, name)
-	return DiffCatalog(name, prev, rc.Config, prevImage, pinned), nil
+	change := DiffCatalog(name, prev, rc.Config, prevImage, pinned)
+	addInferredEdges(&change, rc.Edges)
+	return change, nil
 }
 
 // pin turns a target repository[:tag] into repository@digest.
@@ -241,15 +282,24 @@ func previousCatalog(ctx context.Context, previous fs.FS, catalog string) (*fbc.
 	if err != nil {
 		return nil, ""
 	}
-	var cs struct {
+	var obj struct {
 		Spec struct {
-			Image string `json:"image"`
+			Image  string `json:"image"`
+			Source struct {
+				Image struct {
+					Ref string `json:"ref"`
+				} `json:"image"`
+			} `json:"source"`
 		} `json:"spec"`
 	}
 	if b, err := fs.ReadFile(previous, render.CatalogSourceFile(catalog)); err == nil {
-		_ = yaml.Unmarshal(b, &cs)
+		_ = yaml.Unmarshal(b, &obj)
+		return cfg, obj.Spec.Image
 	}
-	return cfg, cs.Spec.Image
+	if b, err := fs.ReadFile(previous, render.ClusterCatalogFile(catalog)); err == nil {
+		_ = yaml.Unmarshal(b, &obj)
+	}
+	return cfg, obj.Spec.Source.Image.Ref
 }
 
 // deletedCatalogs lists catalogs rendered before that the spec no longer has.
@@ -276,10 +326,17 @@ func deletedCatalogs(ctx context.Context, cfg *spec.Config, previous fs.FS) []Ca
 }
 
 // diffFiles compares the new render with the previous one, over the
-// directories Ferry owns.
-// A file that cannot be read is an error, not a file to create: it would
-// otherwise be overwritten unseen.
-func diffFiles(previous fs.FS, next map[string][]byte) ([]FileChange, error) {
+// directories Ferry owns, leaving out previous files that cannot be read
+// (Compute has refused those already, through diffPrevious).
+func diffFiles(previous fs.FS, next map[string][]byte) []FileChange {
+	out, _ := diffPrevious(previous, next)
+	return out
+}
+
+// diffPrevious is diffFiles that also reports previous files that cannot
+// be read: the plan must say so rather than list them as files to create,
+// which would overwrite them unseen.
+func diffPrevious(previous fs.FS, next map[string][]byte) ([]FileChange, error) {
 	old := map[string][]byte{}
 	var errs []error
 	if previous != nil {
@@ -296,9 +353,6 @@ func diffFiles(previous fs.FS, next map[string][]byte) ([]FileChange, error) {
 				return nil
 			})
 		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
 	}
 	paths := map[string]bool{}
 	for p := range old {
@@ -323,5 +377,5 @@ func diffFiles(previous fs.FS, next map[string][]byte) ([]FileChange, error) {
 		out = append(out, FileChange{Path: p, Action: a})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out, nil
+	return out, errors.Join(errs...)
 }

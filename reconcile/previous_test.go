@@ -129,7 +129,7 @@ func TestCheckPrevious(t *testing.T) {
 // an error, not a file to create (it would be overwritten unseen).
 func TestDiffFilesReportsUnreadable(t *testing.T) {
 	previous := unreadable{fstest.MapFS{"ferry.lock.yaml": {Data: []byte("x")}}}
-	if _, err := diffFiles(previous, map[string][]byte{"ferry.lock.yaml": []byte("y")}); err == nil || !strings.Contains(err.Error(), "ferry.lock.yaml") {
+	if _, err := diffPrevious(previous, map[string][]byte{"ferry.lock.yaml": []byte("y")}); err == nil || !strings.Contains(err.Error(), "ferry.lock.yaml") {
 		t.Errorf("got %v, want an error naming the lock", err)
 	}
 }

@@ -61,10 +61,13 @@ func (v *validator) blockedAdditions(added, blocked []entry, cats []*Catalog) {
 	}
 	for _, cat := range cats {
 		for i, b := range cat.Spec.Bundles {
+			if IsOCISource(b.Image) {
+				continue // from a layout on disk, not a registry
+			}
 			for _, p := range pats {
-				if p.re.MatchString(b) {
-					e := entry{value: b, origin: cat.Origin, kind: KindCatalog, name: cat.Metadata.Name, field: fmt.Sprintf("spec.bundles[%d]", i)}
-					v.fail(e, "%q is blocked by blockedImages %q (%s): the bundle would join the catalog but its image would never be mirrored; remove one of them", b, p.e.value, p.e.where())
+				if p.re.MatchString(b.Image) {
+					e := entry{value: b.Image, origin: cat.Origin, kind: KindCatalog, name: cat.Metadata.Name, field: fmt.Sprintf("spec.bundles[%d]", i)}
+					v.fail(e, "%q is blocked by blockedImages %q (%s): the bundle would join the catalog but its image would never be mirrored; remove one of them", b.Image, p.e.value, p.e.where())
 					break
 				}
 			}
@@ -163,7 +166,7 @@ func (v *validator) destinations(cfg *Config, added []entry) {
 	}
 	for _, cat := range cfg.Catalogs {
 		for i, b := range cat.Spec.Bundles {
-			place(b, false, entry{value: b, origin: cat.Origin, kind: KindCatalog, name: cat.Metadata.Name, field: fmt.Sprintf("spec.bundles[%d]", i)})
+			place(b.Image, false, entry{value: b.Image, origin: cat.Origin, kind: KindCatalog, name: cat.Metadata.Name, field: fmt.Sprintf("spec.bundles[%d]", i)})
 		}
 	}
 	for _, a := range added {

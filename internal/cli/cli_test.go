@@ -3,8 +3,16 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-gitops/ferry/internal/testenv"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -109,5 +117,67 @@ func TestValidateJSON(t *testing.T) {
 	}
 	if p := report.Problems[1]; !strings.HasSuffix(p.File, "invalid-regex/mirror.yaml") || p.Line != 10 || p.Field != "spec.blockedImages[0]" {
 		t.Errorf("problem location = %+v", p)
+	}
+}
+
+// TestRenderDirectorySymlinkRefused: a render directory that is a symlink
+// to a folder outside the repository is refused before anything is copied,
+// pushed, deleted or written, by reconcile and by render -o.
+func TestRenderDirectorySymlinkRefused(t *testing.T) {
+	reg := testenv.StartMemRegistry(t)
+	base, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(reg.Host + "/opm/base:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, base); err != nil {
+		t.Fatal(err)
+	}
+	work, outside := t.TempDir(), t.TempDir()
+	if err := os.CopyFS(filepath.Join(work, "okd"), os.DirFS("../../examples/okd")); err != nil {
+		t.Fatal(err)
+	}
+	spec := fmt.Sprintf(`apiVersion: ferry.dev/v1alpha1
+kind: Catalog
+metadata:
+  name: okd
+spec:
+  source: ./okd
+  base: %s/opm/base:v1
+  target: %s/catalogs/okd:v1
+`, reg.Host, reg.Host)
+	if err := os.WriteFile(filepath.Join(work, "catalog.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(outside, "catalogs", "okd", "catalogsource.yaml")
+	if err := os.MkdirAll(filepath.Dir(victim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, []byte("not Ferry's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(work, "rendered")); err != nil {
+		t.Fatal(err)
+	}
+	reg.Log.Reset()
+	for _, args := range [][]string{
+		{"reconcile", work, "--insecure-registry", reg.Host, "--progress", "never", "--cache-dir", t.TempDir()},
+		{"render", work, "--insecure-registry", reg.Host, "-o", filepath.Join(work, "rendered")},
+	} {
+		stdout, stderr, code := run(t, args...)
+		if code != ExitInvalid || !strings.Contains(stderr, "is a symlink") {
+			t.Errorf("%s: exit %d, want %d naming the symlink\n%s\n%s", args[0], code, ExitInvalid, stdout, stderr)
+		}
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "not Ferry's" {
+		t.Errorf("the file outside the repository was changed: %q, %v", b, err)
+	}
+	for _, l := range reg.Log.Lines() {
+		if !strings.HasPrefix(l, "GET ") && !strings.HasPrefix(l, "HEAD ") {
+			t.Errorf("the registry was written to: %s", l)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ferry-gitops/ferry/internal/renderdir"
 	"github.com/ferry-gitops/ferry/spec"
 )
 
@@ -38,7 +39,8 @@ func ExitCode(err error, w io.Writer) int {
 		return ExitInvalid
 	}
 	var usage *usageError
-	if errors.As(err, &usage) {
+	var unsafe *renderdir.UnsafePathError
+	if errors.As(err, &usage) || errors.As(err, &unsafe) {
 		fmt.Fprintf(w, "error: %v\n", err)
 		return ExitInvalid
 	}

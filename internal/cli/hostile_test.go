@@ -103,7 +103,7 @@ func TestHostileRepositories(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			stderr: []string{"render directory", "rendered: is a symbolic link"},
+			stderr: []string{"render directory", "rendered: is a symlink"},
 		},
 		{
 			name: "reconcile --dry-run: a FIFO in the render directory",

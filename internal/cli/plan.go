@@ -6,18 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
+	"log/slog"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ferry-gitops/ferry/gitsync"
 	"github.com/ferry-gitops/ferry/internal/catalogimage"
 	"github.com/ferry-gitops/ferry/internal/registry"
-	"github.com/ferry-gitops/ferry/internal/safefs"
+	"github.com/ferry-gitops/ferry/internal/renderdir"
 	"github.com/ferry-gitops/ferry/reconcile"
 	"github.com/ferry-gitops/ferry/spec"
 )
@@ -35,18 +34,18 @@ func (f *planFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.InsecureRegistry, "insecure-registry", nil, "registry host[:port] reached over plain HTTP or without TLS verification (repeatable); adds to the Mirror's insecureRegistries")
 }
 
-// planned is a computed plan with what it was computed from.
+// planned is a computed plan with the reconciler that computed it.
 type planned struct {
-	cfg      *spec.Config
-	plan     *reconcile.Plan
-	res      *reconcile.Result
-	obs      *reconcile.Observer
-	previous fs.FS // the previous render, nil if none
+	*reconcile.Planned
+	r *reconcile.Reconciler
 }
 
 // computePlan loads the spec in dir and computes the plan against the
-// previous render in dir's render directory.
-func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer) (*planned, error) {
+// previous render in dir's render directory. opts.CheckMirror asks the
+// mirror what it lacks (diff and --dry-run); a mirror that cannot be asked
+// (a laptop outside the disconnected network) is a warning: the catalog
+// part of the plan still stands.
+func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer, opts reconcile.Options) (*planned, error) {
 	cfg, err := loadSpec(ctx, dir, f.RenderDir)
 	if err != nil {
 		var invalid *spec.InvalidError
@@ -70,12 +69,14 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 	if err != nil {
 		return nil, &usageError{err}
 	}
-	obs := &reconcile.Observer{Registry: reg, SpecDir: dir, Limits: catalogimage.DefaultLimits()}
-	previous, err := previousRender(dir, f.RenderDir)
-	if err != nil {
-		return nil, err
+	r := &reconcile.Reconciler{
+		Observer:       &reconcile.Observer{Registry: reg, SpecDir: dir, Limits: catalogimage.DefaultLimits()},
+		ClusterSkipped: clusterSkipped(),
+		Committer:      gitsync.WorkTree{Dir: dir},
+		Log:            slog.Default(),
 	}
-	plan, res, err := obs.Compute(ctx, cfg, previous)
+	opts.RenderDir = f.RenderDir
+	p, err := r.Plan(ctx, dir, cfg, opts)
 	var bad *reconcile.PreviousRenderError
 	if errors.As(err, &bad) {
 		for _, p := range bad.Problems {
@@ -86,47 +87,10 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 	if err != nil {
 		return nil, err
 	}
-	return &planned{cfg: cfg, plan: plan, res: res, obs: obs, previous: previous}, nil
-}
-
-// previousRender opens dir's render directory, nil when there is none,
-// through a view that follows no symbolic link (the directory itself
-// included), reads regular files only and bounds their size: the render
-// directory holds only what Ferry wrote, and a read-only diff must not
-// follow a lock file linked to /dev/zero or block on a FIFO. The view is
-// released when it is garbage collected (the CLI runs one plan per process).
-func previousRender(dir, renderDir string) (fs.FS, error) {
-	view, err := safefs.Open(dir, safefs.Options{MaxFileSize: reconcile.MaxPreviousFileSize})
-	if err != nil {
-		return nil, &usageError{fmt.Errorf("spec directory: %w", err)}
+	if c := p.Plan.Copy; c != nil && c.Unchecked != "" {
+		fmt.Fprintf(errOut, "warning: %s; images to copy are not counted as changes\n", c.Unchecked)
 	}
-	fi, err := view.Stat(renderDir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil
-	case err != nil:
-		return nil, &usageError{fmt.Errorf("render directory %s: %w", displayPath(dir, renderDir), errors.Unwrap(err))}
-	case !fi.IsDir():
-		return nil, &usageError{fmt.Errorf("render directory %s is a %s, not a directory", displayPath(dir, renderDir), safefs.DescribeMode(fi.Mode()))}
-	}
-	sub, err := view.Sub(renderDir)
-	if err != nil {
-		return nil, &usageError{fmt.Errorf("render directory %s: %w", displayPath(dir, renderDir), err)}
-	}
-	return sub, nil
-}
-
-// checkMirror asks the mirror what it lacks, for diff and --dry-run. A
-// mirror that cannot be asked (a laptop outside the disconnected network)
-// is a warning: the catalog part of the plan still stands.
-func (p *planned) checkMirror(ctx context.Context, errOut io.Writer) {
-	if p.res.Mirror == nil {
-		return
-	}
-	p.plan.Copy = p.obs.CheckMirror(ctx, p.res.Mirror)
-	if p.plan.Copy.Unchecked != "" {
-		fmt.Fprintf(errOut, "warning: %s; images to copy are not counted as changes\n", p.plan.Copy.Unchecked)
-	}
+	return &planned{Planned: p, r: r}, nil
 }
 
 func writePlan(w io.Writer, plan *reconcile.Plan, format outputFormat) error {
@@ -163,15 +127,14 @@ files that would change. Exit codes follow kubectl diff: 0 nothing to do,
 			if err != nil {
 				return err
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{CheckMirror: true})
 			if err != nil {
 				return diffFailure(err)
 			}
-			p.checkMirror(cmd.Context(), cmd.ErrOrStderr())
-			if err := writePlan(cmd.OutOrStdout(), p.plan, output); err != nil {
+			if err := writePlan(cmd.OutOrStdout(), p.Plan, output); err != nil {
 				return diffFailure(err)
 			}
-			if p.plan.HasChanges() {
+			if p.Plan.HasChanges() {
 				return &exitError{code: 1}
 			}
 			return nil
@@ -187,7 +150,8 @@ files that would change. Exit codes follow kubectl diff: 0 nothing to do,
 func diffFailure(err error) error {
 	var invalid *spec.InvalidError
 	var usage *usageError
-	if errors.As(err, &invalid) || errors.As(err, &usage) {
+	var unsafe *renderdir.UnsafePathError
+	if errors.As(err, &invalid) || errors.As(err, &usage) || errors.As(err, &unsafe) {
 		return err
 	}
 	return &failure{err: err, code: 3}
@@ -219,17 +183,17 @@ rendered manifests as spec.`,
 			if err := checkOutputDir(dir, out, f.RenderDir); err != nil {
 				return err
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{})
 			if err != nil {
 				return err
 			}
-			if err := writeFiles(out, p.res.Files); err != nil {
+			if err := renderdir.Write(out, p.Result.Files); err != nil {
 				return err
 			}
-			if err := p.plan.WriteText(cmd.OutOrStdout()); err != nil {
+			if err := p.Plan.WriteText(cmd.OutOrStdout()); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d file(s) to %s.\n", len(p.res.Files), out)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d file(s) to %s.\n", len(p.Result.Files), out)
 			return err
 		},
 	}
@@ -287,29 +251,4 @@ func realPath(p string) (string, error) {
 		}
 		rest = append([]string{filepath.Base(cur)}, rest...)
 	}
-}
-
-// writeFiles writes the render into dir, replacing what Ferry owns there
-// (catalogs/, mirror/, the lock) so files of removed packages do not linger.
-func writeFiles(dir string, files map[string][]byte) error {
-	for _, owned := range []string{"catalogs", "mirror", "ferry.lock.yaml"} {
-		if err := os.RemoveAll(filepath.Join(dir, owned)); err != nil {
-			return err
-		}
-	}
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(full, files[p], 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -6,7 +6,9 @@
 //   - StartKube: etcd plus kube-apiserver built from source, with every CRD in
 //     testdata/crds installed; SharedKube hands one instance to a whole test
 //     binary because it costs seconds to start.
-//   - StartGitServer: git http-backend behind net/http/cgi with basic auth.
+//   - StartGitServer: git http-backend behind net/http/cgi with basic auth
+//     (optionally TLS or a bearer token), a request log and hooks;
+//     GitServer.StartSSH serves the same repositories over SSH.
 //   - Tool, OPM, RunOPM, Skopeo, RunSkopeo: the external validators.
 //
 // Binaries come from hack/tools.sh, which builds or installs them once and

@@ -88,6 +88,35 @@ spec:
 	if _, err := os.Stat(filepath.Join(work, "rendered/catalogs/community/configs/nfs-provisioner-operator")); err == nil {
 		t.Error("the held-back catalog's new package was rendered")
 	}
+	// What is committed describes the mirror: the failed image has no
+	// mapping line, mirror set entry or lock entry, every mapping line is
+	// in the mirror, the lock keeps the catalog digest actually pushed, and
+	// the commit message does not claim the held catalog moved.
+	brokenSource, _, _ := strings.Cut(broken.image, "@")
+	for _, f := range []string{"rendered/mirror/mapping.txt", "rendered/ferry.lock.yaml"} {
+		if strings.Contains(git("show", "HEAD:"+f), brokenSource) {
+			t.Errorf("committed %s names the image that was not mirrored (%s)", f, brokenSource)
+		}
+	}
+	verifyMirror(t, dst, work)
+	if msg := git("log", "-n1", "--format=%B"); strings.Contains(msg, "Catalog/community: update") || strings.Contains(msg, "ferry: reconcile community") || !strings.Contains(msg, "Held back: Catalog/community") {
+		t.Errorf("the commit message does not describe the outcome:\n%s", msg)
+	}
+
+	// 2b. A wrong mirror password: nothing is mirrored, so nothing is
+	// committed and the render stays as it was.
+	head := git("rev-parse", "HEAD")
+	bad := testenv.AuthFile(t, &testenv.Registry{Host: dst.Host, Username: dst.Username, Password: "wrong-" + dst.Password[:4]})
+	stdout, stderr, code = ferry(t, "reconcile", work, "-a", bad, "--cache-dir", t.TempDir(), "--progress", "never")
+	if code != 1 {
+		t.Errorf("reconcile with a wrong mirror password: exit %d, want 1\n%s\n%s", code, stdout, stderr)
+	}
+	if got := git("rev-parse", "HEAD"); got != head {
+		t.Errorf("a run that mirrored nothing committed: %s", git("show", "--stat", "HEAD"))
+	}
+	if st := git("status", "--porcelain"); st != "" {
+		t.Errorf("a run that mirrored nothing changed the work tree:\n%s", st)
+	}
 
 	// 3. The fault is gone: the next run converges.
 	broken.repair(t)
@@ -101,7 +130,7 @@ spec:
 	verifyMirror(t, dst, work)
 
 	// 4. Nothing to do: no write to the mirror, no commit.
-	head := git("rev-parse", "HEAD")
+	head = git("rev-parse", "HEAD")
 	off := dst.LogSize(t)
 	if stdout, stderr, code := ferry(t, "diff", work, "-a", auth); code != 0 || !strings.Contains(stdout, "; 0 to copy") {
 		t.Errorf("diff after convergence: exit %d, want 0\n%s\n%s", code, stdout, stderr)
