@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-gitops/ferry/internal/fbc"
 	"github.com/ferry-gitops/ferry/internal/memfs"
 	"github.com/ferry-gitops/ferry/internal/registry"
+	"github.com/ferry-gitops/ferry/internal/safefs"
 	"github.com/ferry-gitops/ferry/render"
 	"github.com/ferry-gitops/ferry/render/mirror"
 	"github.com/ferry-gitops/ferry/spec"
@@ -62,6 +63,9 @@ type BuiltImage struct {
 // Other errors (cancellation, a mirror set that cannot be built at all)
 // return no plan.
 func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS) (*Plan, *Result, error) {
+	if err := CheckPrevious(previous); err != nil {
+		return nil, nil, err
+	}
 	res := &Result{Files: map[string][]byte{}, Instance: Instance(cfg)}
 	plan := &Plan{}
 	outcomes := make([]*catalogOutcome, len(cfg.Catalogs))
@@ -114,7 +118,9 @@ func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS
 		}
 		res.Files[render.OperatorHubFile] = b
 	}
-	plan.Files = diffFiles(previous, res.Files)
+	if plan.Files, err = diffPrevious(previous, res.Files); err != nil {
+		return nil, nil, err
+	}
 	if len(plan.Failures) > 0 {
 		return plan, res, &IncompleteError{Failures: plan.Failures}
 	}
@@ -139,6 +145,79 @@ func (res *Result) MirrorOptions() mirror.Options {
 	o.NamePrefix = "ferry-" + res.Instance
 	o.Labels = render.Labels(res.Instance)
 	return o
+}
+
+// MaxPreviousFileSize bounds one file of the previous render. The render
+// holds Ferry's own output, whose largest files (a package's FBC, the lock
+// of a large catalog) stay well below the per-file limit on catalog images,
+// which this matches.
+const MaxPreviousFileSize = 512 << 20
+
+// PreviousRenderError lists files of the previous render that Ferry refuses
+// to read: symbolic links, special files, files over MaxPreviousFileSize.
+// The render directory holds only files Ferry wrote, so any of these means
+// the repository was changed by hand (or by someone hostile); nothing is
+// read, written or compared until it is fixed.
+type PreviousRenderError struct {
+	// Problems name each path, relative to the render directory, and why.
+	Problems []string
+}
+
+func (e *PreviousRenderError) Error() string {
+	return "previous render: " + strings.Join(e.Problems, "; ")
+}
+
+// CheckPrevious walks what Ferry owns in the previous render (catalogs/,
+// mirror/, the lock file) and refuses anything that is not a directory or a
+// regular file within MaxPreviousFileSize, before any of it is read: a lock
+// file linked to /dev/zero must not be read into memory, a FIFO must not
+// block a read-only diff. previous may be nil.
+func CheckPrevious(previous fs.FS) error {
+	if previous == nil {
+		return nil
+	}
+	var problems []string
+	for _, root := range ownedPaths {
+		err := fs.WalkDir(previous, root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if !errors.Is(err, fs.ErrNotExist) {
+					problems = append(problems, fmt.Sprintf("%s: %v", p, unwrapPath(err)))
+				}
+				return nil
+			}
+			t := d.Type()
+			switch {
+			case t&fs.ModeSymlink != 0:
+				problems = append(problems, p+": is a symbolic link; the render directory holds only files Ferry wrote, and links are not followed")
+			case t.IsDir():
+			case !t.IsRegular():
+				problems = append(problems, fmt.Sprintf("%s: is a %s, not a regular file", p, safefs.DescribeMode(t)))
+			default:
+				if fi, err := d.Info(); err == nil && fi.Size() > MaxPreviousFileSize {
+					problems = append(problems, fmt.Sprintf("%s: is %s, over the %s limit for a rendered file", p, safefs.FormatSize(fi.Size()), safefs.FormatSize(MaxPreviousFileSize)))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", root, unwrapPath(err)))
+		}
+	}
+	if len(problems) > 0 {
+		return &PreviousRenderError{Problems: problems}
+	}
+	return nil
+}
+
+// ownedPaths are what Ferry writes into the render directory.
+var ownedPaths = []string{render.CatalogsDir, path.Dir(mirror.MappingFile), mirror.LockFile, path.Dir(render.OperatorHubFile), render.SamplesDir}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // Failure is one part of the plan that could not be computed.
@@ -407,16 +486,29 @@ func deletedCatalogs(ctx context.Context, cfg *spec.Config, previous fs.FS) []Ca
 }
 
 // diffFiles compares the new render with the previous one, over the
-// directories Ferry owns.
+// directories Ferry owns, leaving out previous files that cannot be read
+// (Compute has refused those already, through diffPrevious).
 func diffFiles(previous fs.FS, next map[string][]byte) []FileChange {
+	out, _ := diffPrevious(previous, next)
+	return out
+}
+
+// diffPrevious is diffFiles that also reports previous files that cannot
+// be read: the plan must say so rather than list them as files to create,
+// which would overwrite them unseen.
+func diffPrevious(previous fs.FS, next map[string][]byte) ([]FileChange, error) {
 	old := map[string][]byte{}
+	var errs []error
 	if previous != nil {
-		for _, root := range []string{render.CatalogsDir, path.Dir(mirror.MappingFile), mirror.LockFile, path.Dir(render.OperatorHubFile), render.SamplesDir} {
+		for _, root := range ownedPaths {
 			_ = fs.WalkDir(previous, root, func(p string, d fs.DirEntry, err error) error {
 				if err == nil && !d.IsDir() {
-					if b, err := fs.ReadFile(previous, p); err == nil {
-						old[p] = b
+					b, err := fs.ReadFile(previous, p)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("previous render: %w", err))
+						return nil
 					}
+					old[p] = b
 				}
 				return nil
 			})
@@ -445,5 +537,5 @@ func diffFiles(previous fs.FS, next map[string][]byte) []FileChange {
 		out = append(out, FileChange{Path: p, Action: a})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out
+	return out, errors.Join(errs...)
 }

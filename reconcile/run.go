@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/ferry-gitops/ferry/internal/renderdir"
+	"github.com/ferry-gitops/ferry/internal/safefs"
 	"github.com/ferry-gitops/ferry/spec"
 )
 
@@ -108,7 +108,7 @@ type Planned struct {
 // computes what a reconcile of cfg, loaded from dir, would do. It writes
 // nothing anywhere.
 func (r *Reconciler) Plan(ctx context.Context, dir string, cfg *spec.Config, opts Options) (*Planned, error) {
-	previous, err := previousRender(filepath.Join(dir, opts.RenderDir))
+	previous, err := previousRender(dir, opts.RenderDir)
 	if err != nil {
 		return nil, err
 	}
@@ -131,19 +131,30 @@ func (r *Reconciler) Plan(ctx context.Context, dir string, cfg *spec.Config, opt
 }
 
 // previousRender is the render directory to compare with, nil when there
-// is none yet.
-func previousRender(dir string) (fs.FS, error) {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+// is none yet. It is read through a view that follows no symbolic link (the
+// render directory itself included), reads regular files only and bounds
+// their size: the render directory holds only what Ferry wrote, and a
+// read-only diff must not read a lock linked to /dev/zero, block on a FIFO
+// or read a render directory linked elsewhere. The view is released when it
+// is garbage collected.
+func previousRender(dir, renderDir string) (fs.FS, error) {
+	view, err := safefs.Open(dir, safefs.Options{MaxFileSize: MaxPreviousFileSize})
 	if err != nil {
 		return nil, fmt.Errorf("render directory: %w", err)
 	}
-	if !fi.IsDir() {
-		return nil, &renderdir.UnsafePathError{Path: dir, Reason: "is not a directory"}
+	where := filepath.Join(dir, renderDir)
+	fi, err := view.Stat(renderDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case errors.Is(err, safefs.ErrSymlink):
+		return nil, &renderdir.UnsafePathError{Path: where, Reason: "is a symlink, or lies under one"}
+	case err != nil:
+		return nil, fmt.Errorf("render directory: %w", err)
+	case !fi.IsDir():
+		return nil, &renderdir.UnsafePathError{Path: where, Reason: "is not a directory"}
 	}
-	return os.DirFS(dir), nil
+	return view.Sub(renderDir)
 }
 
 // step is one stage of Apply. Steps run in order; a step that fails stops

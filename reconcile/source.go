@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -13,6 +12,7 @@ import (
 	"github.com/ferry-gitops/ferry/internal/catalogimage"
 	"github.com/ferry-gitops/ferry/internal/fbc"
 	"github.com/ferry-gitops/ferry/internal/registry"
+	"github.com/ferry-gitops/ferry/internal/safefs"
 	"github.com/ferry-gitops/ferry/internal/sqlite"
 	"github.com/ferry-gitops/ferry/spec"
 )
@@ -53,11 +53,24 @@ type Source struct {
 // ReadSource loads what a Catalog starts from.
 func (o *Observer) ReadSource(ctx context.Context, c *spec.Catalog) (*Source, error) {
 	if spec.IsLocalSource(c.Spec.Source) {
-		dir := c.Spec.Source
-		if rel, ok := c.SourceDir(); ok {
-			dir = filepath.Join(o.SpecDir, filepath.FromSlash(rel))
+		// Links may not leave the spec directory (or an absolute source
+		// directory), and only regular files are read: validation refused
+		// the rest already, and this holds if the tree changed since.
+		root, rel := c.Spec.Source, "."
+		if r, ok := c.SourceDir(); ok {
+			root, rel = o.SpecDir, r
 		}
-		cfg, err := fbc.LoadFS(ctx, os.DirFS(dir))
+		dir := filepath.Join(root, filepath.FromSlash(rel))
+		view, err := safefs.Open(root, safefs.Options{FollowSymlinks: true, MaxFileSize: o.Limits.MaxFileBytes})
+		if err != nil {
+			return nil, fmt.Errorf("catalog %s: read %s: %w", c.Metadata.Name, dir, err)
+		}
+		defer view.Close()
+		sub, err := view.Sub(rel)
+		if err != nil {
+			return nil, fmt.Errorf("catalog %s: read %s: %w", c.Metadata.Name, dir, err)
+		}
+		cfg, err := fbc.LoadFS(ctx, sub)
 		if err != nil {
 			return nil, fmt.Errorf("catalog %s: read %s: %w", c.Metadata.Name, dir, err)
 		}

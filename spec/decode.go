@@ -23,6 +23,8 @@ type decoder struct {
 	// way encoding/json (and so oc-mirror) reads them; only for oc-mirror
 	// documents, whose real files rely on it ("additionalimages").
 	foldCase bool
+	// dropped counts errors past MaxProblems.
+	dropped int
 }
 
 // scalarDecoder is a struct type that may also be written as a plain
@@ -38,6 +40,10 @@ type fieldError struct {
 func newDecoder() *decoder { return &decoder{lines: map[string]int{}} }
 
 func (d *decoder) fail(path string, line int, format string, args ...any) {
+	if len(d.errs) >= MaxProblems {
+		d.dropped++
+		return
+	}
 	d.errs = append(d.errs, fieldError{path: path, line: line, msg: fmt.Sprintf(format, args...)})
 }
 
@@ -114,16 +120,19 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		// of becoming the float 4.1.
 		v.SetString(n.Value)
 	case reflect.Bool:
-		b, err := strconv.ParseBool(n.Value)
-		if n.Kind != yaml.ScalarNode || err != nil {
-			d.fail(path, n.Line, "must be true or false, got %s", describe(n))
+		// YAML 1.2's core schema: only an unquoted true or false is a
+		// boolean. yes/no/on/off (YAML 1.1), 1 and "true" are refused
+		// rather than guessed at.
+		b := strings.ToLower(n.Value)
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 || (b != "true" && b != "false") {
+			d.fail(path, n.Line, "must be true or false (unquoted), got %s", describeTyped(n))
 			return
 		}
-		v.SetBool(b)
+		v.SetBool(b == "true")
 	case reflect.Int, reflect.Int32, reflect.Int64:
 		i, err := strconv.ParseInt(n.Value, 10, 64)
-		if n.Kind != yaml.ScalarNode || err != nil || v.OverflowInt(i) {
-			d.fail(path, n.Line, "must be an integer, got %s", describe(n))
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 || err != nil || v.OverflowInt(i) {
+			d.fail(path, n.Line, "must be an integer (unquoted, decimal), got %s", describeTyped(n))
 			return
 		}
 		v.SetInt(i)
@@ -222,6 +231,15 @@ func fieldsOf(t reflect.Type) *structFields {
 	sort.Strings(sf.names)
 	fieldCache.Store(t, sf)
 	return sf
+}
+
+// describeTyped is describe, saying when a scalar was a quoted string, so
+// `full: "true"` explains itself.
+func describeTyped(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+		return "the string " + describe(n)
+	}
+	return describe(n)
 }
 
 func describe(n *yaml.Node) string {

@@ -28,7 +28,7 @@ func applyDefaults(c *Config) {
 		if s.CatalogSource.DisplayName == "" {
 			s.CatalogSource.DisplayName = cat.Metadata.Name
 		}
-		if s.Target == "" && c.Mirror != nil && c.Mirror.Spec.Registry != "" {
+		if s.Target == "" && c.Mirror != nil && usableRegistry(c.Mirror.Spec.Registry) {
 			s.Target = defaultTarget(cat, &c.Mirror.Spec)
 		}
 		if s.Base == "" && !IsLocalSource(s.Source) {
@@ -71,6 +71,9 @@ func defaultTarget(cat *Catalog, m *MirrorSpec) string {
 		dir, tag := OCIPath(cat.Spec.Source)
 		repo := sanitizeName(path.Base(dir))
 		return m.Destination("", repo) + ":" + cmp.Or(tag, "latest")
+	}
+	if hasUserinfo(cat.Spec.Source) || strings.Contains(cat.Spec.Source, "://") {
+		return "" // reported by validation of spec.source; nothing to derive from
 	}
 	repoAndTag, _, _ := strings.Cut(cat.Spec.Source, "@")
 	tag := cat.Metadata.Name
@@ -171,6 +174,18 @@ func (c *Catalog) SourceDir() (string, bool) {
 		return "", false
 	}
 	return p, true
+}
+
+// usableRegistry reports whether a Mirror registry is good enough to derive
+// destinations from; a bad one is reported once, at the Mirror, not again
+// at every Catalog target derived from it.
+func usableRegistry(r string) bool {
+	if r == "" || hasUserinfo(r) || strings.Contains(r, "://") {
+		return false
+	}
+	host, _, _ := strings.Cut(r, "/")
+	_, err := name.NewRegistry(host, name.StrictValidation)
+	return err == nil
 }
 
 func mirrorDefaults(m *Mirror) {

@@ -26,6 +26,10 @@ const (
 	KindDeleteImageSetConfiguration = "DeleteImageSetConfiguration"
 )
 
+// dockerTransport is the prefix oc-mirror accepts (and drops) on image
+// references, as containers/image spells a registry reference.
+const dockerTransport = "docker://"
+
 func isOCMirrorAPIVersion(v string) bool {
 	return v == OCMirrorV1Alpha1 || v == OCMirrorV1Alpha2 || v == OCMirrorV2Alpha1
 }
@@ -115,21 +119,18 @@ func (l *loader) loadOCMirror(file string, n *yaml.Node, origin *Origin, h heade
 	d.foldCase = true
 	d.decode(n, reflect.ValueOf(&doc).Elem(), "")
 	origin.lines = d.lines
-	c := objectCheck{v: &validator{fsys: l.fsys}, o: origin, kind: h.kind, name: h.name}
-	for _, e := range d.errs {
-		c.v.problems = append(c.v.problems, Problem{Severity: SeverityError, File: file, Line: e.line, Kind: h.kind, Name: h.name, Field: e.path, Message: e.msg})
-	}
-	for _, w := range d.warns {
-		c.v.problems = append(c.v.problems, Problem{Severity: SeverityWarning, File: file, Line: w.line, Kind: h.kind, Name: h.name, Field: w.path, Message: w.msg})
-	}
-	defer func() { l.problems = append(l.problems, c.v.problems...) }()
+	c := objectCheck{v: &validator{fsys: l.fsys, problems: &l.problems}, o: origin, kind: h.kind, name: h.name}
+	l.decoderProblems(file, h, d)
 	if len(d.errs) > 0 {
 		return
 	}
+	// Each finding below is reported and checking goes on, so one run lists
+	// everything wrong in the file.
 	v2 := h.apiVersion == OCMirrorV2Alpha1
+	storageRejected := false
 	if v2 && doc.StorageConfig != nil {
 		c.fail("storageConfig", "unknown field in %s (oc-mirror v2 has no storageConfig; it is a v1alpha2 field)", h.apiVersion)
-		return
+		storageRejected = true
 	}
 	switch h.kind {
 	case KindDeleteImageSetConfiguration:
@@ -141,7 +142,6 @@ func (l *loader) loadOCMirror(file string, n *yaml.Node, origin *Origin, h heade
 	case KindImageSetConfiguration:
 		if doc.Delete != nil {
 			c.fail("delete", "not allowed in %s: use a DeleteImageSetConfiguration", h.kind)
-			return
 		}
 		if doc.Mirror == nil {
 			c.fail("mirror", "required: the configuration has no mirror stanza")
@@ -151,7 +151,7 @@ func (l *loader) loadOCMirror(file string, n *yaml.Node, origin *Origin, h heade
 		c.fail("kind", "unknown kind %q for %s; expected %s or %s", h.kind, h.apiVersion, KindImageSetConfiguration, KindDeleteImageSetConfiguration)
 		return
 	}
-	if doc.StorageConfig != nil {
+	if doc.StorageConfig != nil && !storageRejected {
 		c.warn("storageConfig", "ignored: Ferry keeps its state in the lock file of the config repo")
 	}
 	if doc.ArchiveSize != 0 {
@@ -182,6 +182,9 @@ func (l *loader) loadOCMirror(file string, n *yaml.Node, origin *Origin, h heade
 				continue
 			}
 			pl := p.OS + "/" + p.Architecture
+			if !checkPlatform(c, fmt.Sprintf("%s[%d]", f, i), pl) {
+				continue
+			}
 			if !platforms[pl] {
 				platforms[pl] = true
 				mirror.Spec.Platforms = append(mirror.Spec.Platforms, pl)
@@ -201,10 +204,13 @@ func (l *loader) loadOCMirror(file string, n *yaml.Node, origin *Origin, h heade
 		}
 		addPlatforms(f+".platforms", op.Platforms)
 	}
+	om := ocMirror{mirror: mirror}
 	for i, img := range m.AdditionalImages {
 		f := fmt.Sprintf("mirror.additionalImages[%d]", i)
-		checkImage(c, f+".name", img.Name)
-		mirror.Spec.AdditionalImages = append(mirror.Spec.AdditionalImages, img.Name)
+		ref := strings.TrimPrefix(img.Name, dockerTransport)
+		checkImage(c, f+".name", ref)
+		mirror.Spec.AdditionalImages = append(mirror.Spec.AdditionalImages, ref)
+		om.added = append(om.added, entry{value: ref, origin: origin, kind: KindImageSetConfiguration, field: f + ".name"})
 		if img.TargetRepo != "" || img.TargetTag != "" || img.TagsByRegex != "" {
 			c.warn(f, "targetRepo, targetTag and tagsByRegex are ignored: Ferry names every destination after its source path")
 		}
@@ -220,11 +226,21 @@ func (l *loader) loadOCMirror(file string, n *yaml.Node, origin *Origin, h heade
 			continue
 		}
 		mirror.Spec.BlockedImages = append(mirror.Spec.BlockedImages, img.Name)
+		om.blocked = append(om.blocked, entry{value: img.Name, origin: origin, kind: KindImageSetConfiguration, field: fmt.Sprintf("mirror.blockedImages[%d].name", i)})
 	}
 	s := mirror.Spec
 	if len(s.AdditionalImages)+len(s.BlockedImages)+len(s.Platforms) > 0 {
-		l.ocMirrors = append(l.ocMirrors, mirror)
+		l.ocMirrors = append(l.ocMirrors, om)
 	}
+}
+
+// ocMirror is what one ImageSetConfiguration adds to the Mirror, with where
+// each image entry was written, so checks made after the merge (an image
+// both added and blocked, two images with one destination) point at the
+// line the user wrote.
+type ocMirror struct {
+	mirror         *Mirror
+	added, blocked []entry
 }
 
 // mapOperator turns one operators[] entry into a Catalog, applying
@@ -238,7 +254,9 @@ func mapOperator(c objectCheck, f, apiVersion string, op iscOperator) *Catalog {
 	cat := &Catalog{
 		TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindCatalog},
 		Spec: CatalogSpec{
-			Source:              op.Catalog, // oci://DIR[:tag] included, as oc-mirror reads it
+			// oci://DIR[:tag] included, as oc-mirror reads it; docker://
+			// dropped, as oc-mirror does.
+			Source:              strings.TrimPrefix(op.Catalog, dockerTransport),
 			IncludeDependencies: !op.SkipDependencies,
 		},
 	}

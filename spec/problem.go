@@ -86,8 +86,64 @@ func (ps Problems) sort() {
 		if a.Line != b.Line {
 			return a.Line < b.Line
 		}
-		return a.String() < b.String()
+		// The order String gives, without building strings per
+		// comparison.
+		for _, c := range [...][2]string{
+			{warningRank(a.Severity), warningRank(b.Severity)},
+			{a.Kind, b.Kind}, {a.Name, b.Name}, {a.Field, b.Field}, {a.Message, b.Message},
+		} {
+			if c[0] != c[1] {
+				return c[0] < c[1]
+			}
+		}
+		return false
 	})
+}
+
+func warningRank(s Severity) string {
+	if s == SeverityWarning {
+		return "1"
+	}
+	return "0"
+}
+
+// problemList collects problems up to MaxProblems and counts the rest.
+type problemList struct {
+	list    Problems
+	dropped int
+	// firstDropped is where the first problem not listed was, so the
+	// summary line points at a file.
+	firstDropped string
+}
+
+func (pl *problemList) add(p Problem) {
+	if p.Severity == "" {
+		p.Severity = SeverityError
+	}
+	if len(pl.list) >= MaxProblems {
+		if pl.dropped == 0 {
+			pl.firstDropped = p.File
+		}
+		pl.dropped++
+		return
+	}
+	pl.list = append(pl.list, p)
+}
+
+// done returns the problems sorted, redacted, with a last line counting
+// those not listed.
+func (pl *problemList) done() Problems {
+	ps := pl.list
+	ps.sort()
+	if pl.dropped > 0 {
+		ps = append(ps, Problem{Severity: SeverityError, File: pl.firstDropped,
+			Message: fmt.Sprintf("%d more problem(s) not listed: Ferry lists at most %d; fix these first", pl.dropped, MaxProblems)})
+	}
+	for i := range ps {
+		ps[i].Message = Redact(ps[i].Message)
+		ps[i].Field = Redact(ps[i].Field)
+	}
+	return ps
 }
 
 // InvalidError is returned when the input has at least one error-severity

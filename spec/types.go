@@ -60,6 +60,14 @@ func (o *Origin) fieldPath(field string) string {
 	return o.ocPath + "." + rest
 }
 
+// Locate returns a field path of the object as the user wrote it (the
+// oc-mirror path, for an object mapped from an ImageSetConfiguration) and
+// its line, for findings made outside this package.
+func (o *Origin) Locate(field string) (string, int) {
+	f := o.fieldPath(field)
+	return f, o.LineOf(f)
+}
+
 // LineOf returns the line of a field path, or of its nearest enclosing field
 // that appears in the document, or the object's own line.
 func (o *Origin) LineOf(path string) int {

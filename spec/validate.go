@@ -16,24 +16,27 @@ import (
 // one `ferry validate` run lists all there is to fix.
 type validator struct {
 	fsys     fs.FS
-	problems Problems
+	problems *problemList
 }
 
 func (v *validator) at(o *Origin, kind, objName, field, format string, args ...any) {
+	v.report(SeverityError, o, kind, objName, field, format, args...)
+}
+
+func (v *validator) warn(o *Origin, kind, objName, field, format string, args ...any) {
+	v.report(SeverityWarning, o, kind, objName, field, format, args...)
+}
+
+func (v *validator) report(sev Severity, o *Origin, kind, objName, field, format string, args ...any) {
 	field = o.fieldPath(field)
-	p := Problem{Severity: SeverityError, Kind: kind, Name: objName, Field: field, Message: fmt.Sprintf(format, args...)}
+	p := Problem{Severity: sev, Kind: kind, Name: objName, Field: field, Message: fmt.Sprintf(format, args...)}
 	if o != nil {
 		p.File, p.Line = o.File, o.LineOf(field)
 		if o.ocPath != "" {
 			p.Kind, p.Name = KindImageSetConfiguration, ""
 		}
 	}
-	v.problems = append(v.problems, p)
-}
-
-func (v *validator) warn(o *Origin, kind, objName, field, format string, args ...any) {
-	v.at(o, kind, objName, field, format, args...)
-	v.problems[len(v.problems)-1].Severity = SeverityWarning
+	v.problems.add(p)
 }
 
 // objectCheck binds a validator to one object so checks read as
@@ -107,9 +110,7 @@ func (v *validator) catalog(cat *Catalog, mirror *Mirror) {
 		checkOCI(c, v.fsys, "spec.source", s.Source)
 	case IsLocalSource(s.Source):
 		if dir, ok := cat.SourceDir(); ok {
-			if fi, err := fs.Stat(v.fsys, dir); err != nil || !fi.IsDir() {
-				c.fail("spec.source", "local catalog directory %q (%s in the spec tree) does not exist", s.Source, dir)
-			}
+			v.localSource(c, s.Source, dir)
 		} else if !strings.HasPrefix(s.Source, "/") {
 			c.fail("spec.source", "local catalog directory %q leaves the spec directory; keep catalogs inside the config repo", s.Source)
 		}
@@ -352,7 +353,7 @@ func (v *validator) mirror(m *Mirror) {
 		seen[img] = i
 		for _, re := range blocked {
 			if re.MatchString(img) {
-				c.fail(f, "%q is also blocked by blockedImages %q; remove one of them", img, re.String())
+				c.fail(f, "%q is also blocked by blockedImages %q; an image cannot be both added and blocked: remove one of them", img, re.String())
 			}
 		}
 	}
@@ -384,7 +385,9 @@ func (v *validator) mirror(m *Mirror) {
 	seen = map[string]int{}
 	for i, r := range s.InsecureRegistries {
 		f := fmt.Sprintf("spec.insecureRegistries[%d]", i)
-		if _, err := name.NewRegistry(r, name.StrictValidation); err != nil || strings.Contains(r, "/") {
+		if hasUserinfo(r) {
+			c.fail(f, "%q: %s", r, credentialsHint)
+		} else if _, err := name.NewRegistry(r, name.StrictValidation); err != nil || strings.Contains(r, "/") {
 			c.fail(f, "%q must be a registry host[:port]", r)
 		}
 		if j, ok := seen[r]; ok {
@@ -474,6 +477,9 @@ func checkImage(c objectCheck, f, ref string) {
 		c.fail(f, "required")
 		return
 	}
+	if !checkNoCredentials(c, f, ref) {
+		return
+	}
 	repo, _, hasDigest := strings.Cut(ref, "@")
 	if !strings.Contains(repo, "/") {
 		c.fail(f, "%q must name its registry (registry.example.com/namespace/name:tag): nothing defaults to docker.io in a disconnected cluster", ref)
@@ -539,6 +545,9 @@ func checkAddMode(c objectCheck, f, m string) {
 // checkTarget allows a repository with or without a tag, never a digest:
 // the digest is only known once the catalog is built.
 func checkTarget(c objectCheck, f, ref string) {
+	if !checkNoCredentials(c, f, ref) {
+		return
+	}
 	if strings.Contains(ref, "@") {
 		c.fail(f, "%q must not contain a digest: the built catalog's digest is recorded in the lock file and manifests", ref)
 		return
@@ -558,6 +567,9 @@ func checkRegistryPath(c objectCheck, f, s string, required bool) int {
 		if required {
 			c.fail(f, "required: the destination registry, host[:port][/namespace]")
 		}
+		return 0
+	}
+	if !checkNoCredentials(c, f, s) {
 		return 0
 	}
 	host, ns, _ := strings.Cut(s, "/")
@@ -581,10 +593,30 @@ func checkRegistryPath(c objectCheck, f, s string, required bool) int {
 
 var platformRE = regexp.MustCompile(`^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$`)
 
-func checkPlatform(c objectCheck, f, p string) {
+// checkPlatform reports whether p is os/arch[/variant] as image indexes
+// spell it (lowercase, no path tricks such as "linux/amd64/../..").
+func checkPlatform(c objectCheck, f, p string) bool {
 	if !platformRE.MatchString(p) {
 		c.fail(f, "%q must be os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8", p)
+		return false
 	}
+	return true
+}
+
+// checkNoCredentials refuses a reference carrying user information, and a
+// URL scheme, which no image reference has. It reports whether ref passed.
+// The value is quoted redacted (every message is redacted once more by
+// Load, whatever quotes it).
+func checkNoCredentials(c objectCheck, f, ref string) bool {
+	if hasUserinfo(ref) {
+		c.fail(f, "%q: %s", Redact(ref), credentialsHint)
+		return false
+	}
+	if scheme, _, ok := strings.Cut(ref, "://"); ok && !strings.ContainsAny(scheme, "/@") {
+		c.fail(f, "%q must be a reference without a scheme (registry/repository:tag): %s:// is not part of an image reference; plain-HTTP registries go in a Mirror's insecureRegistries", ref, scheme)
+		return false
+	}
+	return true
 }
 
 var (

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -55,7 +55,7 @@ func (p *planned) finish(err error) error {
 // (a laptop outside the disconnected network) is a warning: the catalog
 // part of the plan still stands.
 func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer, opts reconcile.Options) (*planned, error) {
-	cfg, err := spec.Load(os.DirFS(dir), spec.LoadOptions{Exclude: []string{f.RenderDir}})
+	cfg, err := loadSpec(ctx, dir, f.RenderDir)
 	if err != nil {
 		var invalid *spec.InvalidError
 		if errors.As(err, &invalid) {
@@ -86,6 +86,13 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 	}
 	opts.RenderDir = f.RenderDir
 	p, err := r.Plan(ctx, dir, cfg, opts)
+	var bad *reconcile.PreviousRenderError
+	if errors.As(err, &bad) {
+		for _, p := range bad.Problems {
+			fmt.Fprintf(errOut, "%s: %s\n", displayPath(dir, f.RenderDir), p)
+		}
+		return nil, &usageError{fmt.Errorf("render directory %s: fix or remove what is listed above (Ferry rewrites it on the next reconcile)", displayPath(dir, f.RenderDir))}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +168,8 @@ image could not be planned: the rest of the plan is printed).`,
 func diffFailure(err error) error {
 	var invalid *spec.InvalidError
 	var usage *usageError
-	if errors.As(err, &invalid) || errors.As(err, &usage) {
+	var unsafe *renderdir.UnsafePathError
+	if errors.As(err, &invalid) || errors.As(err, &usage) || errors.As(err, &unsafe) {
 		return err
 	}
 	return &failure{err: err, code: 3}
@@ -176,7 +184,11 @@ func newRenderCmd() *cobra.Command {
 		Long: `Reads the spec in DIR and the source registries, renders each Catalog
 (filtered FBC, one directory per package, and a CatalogSource pinned to the
 digest the built catalog image will have) and writes the files to OUTDIR.
-It writes nowhere else: no registry, no cluster, no git.`,
+It writes nowhere else: no registry, no cluster, no git.
+
+OUTDIR must be outside DIR, DIR's render directory (or below it) or a
+hidden directory: anywhere else in DIR the next validate would read the
+rendered manifests as spec.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := dirArg(args)
@@ -185,6 +197,9 @@ It writes nowhere else: no registry, no cluster, no git.`,
 			}
 			if out == "" {
 				return &usageError{errors.New("-o OUTDIR is required")}
+			}
+			if err := checkOutputDir(dir, out, f.RenderDir); err != nil {
+				return err
 			}
 			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{})
 			if err != nil {
@@ -203,4 +218,55 @@ It writes nowhere else: no registry, no cluster, no git.`,
 	f.add(cmd)
 	cmd.Flags().StringVarP(&out, "output-dir", "o", "", "directory to write the rendered files to")
 	return cmd
+}
+
+// checkOutputDir refuses a render OUTDIR inside the spec directory, where
+// the next validate would read the rendered manifests as spec (and where
+// replacing catalogs/ could delete the administrator's own catalogs/
+// folder), unless it is the render directory itself (or below it) or a
+// hidden directory, neither of which is ever read as spec.
+func checkOutputDir(dir, out, renderDir string) error {
+	absDir, err := realPath(dir)
+	if err != nil {
+		return &usageError{fmt.Errorf("spec directory: %w", err)}
+	}
+	absOut, err := realPath(out)
+	if err != nil {
+		return &usageError{fmt.Errorf("-o %s: %w", out, err)}
+	}
+	rel, err := filepath.Rel(absDir, absOut)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil // outside the spec directory
+	}
+	render := filepath.Clean(filepath.FromSlash(renderDir))
+	if rel == render || strings.HasPrefix(rel, render+string(filepath.Separator)) {
+		return nil
+	}
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		if strings.HasPrefix(part, ".") && part != "." {
+			return nil // hidden: never read as spec
+		}
+	}
+	return &usageError{fmt.Errorf("-o %s is inside the spec directory %s, so the next validate would read the rendered files as spec: "+
+		"write to the render directory (-o %s), a hidden directory (-o %s), or outside %s",
+		out, dir, filepath.Join(dir, render), filepath.Join(dir, ".render"), dir)}
+}
+
+// realPath is p made absolute with symbolic links resolved, as far as p
+// exists (an OUTDIR is created by the render).
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for cur := abs; ; cur = filepath.Dir(cur) {
+		if real, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if filepath.Dir(cur) == cur {
+			return abs, nil
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+	}
 }

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ferry-gitops/ferry/internal/catalogimage"
+	"github.com/ferry-gitops/ferry/internal/fbc"
+	"github.com/ferry-gitops/ferry/internal/filter"
+	"github.com/ferry-gitops/ferry/internal/safefs"
 	"github.com/ferry-gitops/ferry/spec"
 )
 
@@ -25,6 +28,12 @@ hidden directories and the render directory are skipped), decodes each
 Catalog, Mirror, Samples and oc-mirror ImageSetConfiguration strictly, applies
 defaults and validates the whole. Every problem is listed, one per line, as
 file:line: Kind/name: field: message.
+
+The directory is untrusted input: only regular files are read (a FIFO or
+device is reported, never opened), a spec file may hold at most 1 MiB and
+the spec files together 4 MiB, YAML aliases may add at most 100000 values
+to a document, symbolic links are followed only while they stay inside DIR,
+and credentials written into a reference are refused and never echoed.
 
 With -o yaml or -o json it prints the effective objects, defaults applied:
 what a reconcile would act on.`,
@@ -61,11 +70,20 @@ type validateReport struct {
 	Problems spec.Problems   `json:"problems,omitempty"`
 }
 
-func (a *validateAction) Run(_ context.Context) error {
-	cfg, err := spec.Load(os.DirFS(a.Dir), spec.LoadOptions{Exclude: []string{a.RenderDir}})
+func (a *validateAction) Run(ctx context.Context) error {
+	cfg, err := loadSpec(ctx, a.Dir, a.RenderDir)
 	var invalid *spec.InvalidError
 	if err != nil && !errors.As(err, &invalid) {
 		return err
+	}
+	if err == nil {
+		if problems := checkLocalCatalogs(ctx, a.Dir, cfg); len(problems) > 0 {
+			invalid = &spec.InvalidError{Problems: append(problems, cfg.Warnings...)}
+			err, cfg = invalid, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	report := validateReport{Valid: err == nil}
 	if cfg != nil {
@@ -99,6 +117,95 @@ func (a *validateAction) Run(_ context.Context) error {
 		}
 	}
 	return err
+}
+
+// loadSpec loads the spec directory through a view that reads regular files
+// only, within the spec size limit, and follows a symbolic link only while
+// it stays inside dir: the config repository is untrusted input.
+func loadSpec(ctx context.Context, dir, renderDir string) (*spec.Config, error) {
+	view, err := safefs.Open(dir, safefs.Options{FollowSymlinks: true, MaxFileSize: spec.DefaultMaxFileSize})
+	if err != nil {
+		return nil, &usageError{fmt.Errorf("spec directory: %w", err)}
+	}
+	defer view.Close()
+	return spec.LoadContext(ctx, view, spec.LoadOptions{Exclude: []string{renderDir}})
+}
+
+// checkLocalCatalogs applies each Catalog's selection to its local FBC
+// source, which needs no registry: a package, channel or version range the
+// catalog does not have is reported here, at the line that names it, rather
+// than by reconcile after every registry was read. Catalogs read from
+// images are checked by reconcile, and extra bundles (spec.bundles), which
+// come from registries, are not added here.
+func checkLocalCatalogs(ctx context.Context, dir string, cfg *spec.Config) spec.Problems {
+	var problems spec.Problems
+	for _, c := range cfg.Catalogs {
+		if ctx.Err() != nil || !spec.IsLocalSource(c.Spec.Source) {
+			continue
+		}
+		root, rel := c.Spec.Source, "."
+		if r, ok := c.SourceDir(); ok {
+			root, rel = dir, r
+		}
+		kind, name := spec.KindCatalog, c.Metadata.Name
+		if c.Origin.FromOCMirror {
+			kind, name = spec.KindImageSetConfiguration, ""
+		}
+		at := func(field, format string, args ...any) {
+			field, line := c.Origin.Locate(field)
+			problems = append(problems, spec.Problem{Severity: spec.SeverityError, File: c.Origin.File, Line: line,
+				Kind: kind, Name: name, Field: field, Message: spec.Redact(fmt.Sprintf(format, args...))})
+		}
+		source, err := loadLocalCatalog(ctx, root, rel)
+		if err != nil {
+			at("spec.source", "local catalog %q cannot be read: %v", c.Spec.Source, err)
+			continue
+		}
+		_, _, err = filter.Filter(source, c.Spec)
+		var ferr *filter.Error
+		switch {
+		case errors.As(err, &ferr):
+			for _, p := range ferr.Problems {
+				at(selectionField(c, p.Package, p.Channel), "%s", p.String())
+			}
+		case err != nil:
+			at("spec.packages", "%v", err)
+		}
+	}
+	return problems
+}
+
+// loadLocalCatalog reads a local FBC directory through the same view as
+// reconcile: links only inside root, regular files only.
+func loadLocalCatalog(ctx context.Context, root, rel string) (*fbc.DeclarativeConfig, error) {
+	view, err := safefs.Open(root, safefs.Options{FollowSymlinks: true, MaxFileSize: catalogimage.DefaultLimits().MaxFileBytes})
+	if err != nil {
+		return nil, err
+	}
+	defer view.Close()
+	sub, err := view.Sub(rel)
+	if err != nil {
+		return nil, err
+	}
+	return fbc.LoadFS(ctx, sub)
+}
+
+// selectionField is the spec field a filter problem is about: the channel
+// or package entry that names it, or the package list.
+func selectionField(c *spec.Catalog, pkg, channel string) string {
+	for i, p := range c.Spec.Packages {
+		if p.Name != pkg {
+			continue
+		}
+		f := fmt.Sprintf("spec.packages[%d]", i)
+		for j, ch := range p.Channels {
+			if channel != "" && ch.Name == channel {
+				return fmt.Sprintf("%s.channels[%d]", f, j)
+			}
+		}
+		return f
+	}
+	return "spec.packages"
 }
 
 // displayPath shows problem files relative to where the user ran ferry, so

@@ -281,16 +281,56 @@ func (l *Lock) Resolved() map[string]string {
 	return out
 }
 
-// ReadLock decodes a lock file written by Marshal.
+// MaxLockSize bounds what ReadLock reads. A lock costs about 300 bytes per
+// image, so 64 MiB is room for two hundred thousand images, far beyond the
+// largest real image set, and keeps a lock committed by someone else (or
+// a link to /dev/zero) from exhausting memory.
+const MaxLockSize = 64 << 20
+
+// lockLimit is MaxLockSize; tests lower it.
+var lockLimit int64 = MaxLockSize
+
+// ErrLockTooLarge is returned by ReadLock for a lock over MaxLockSize.
+var ErrLockTooLarge = fmt.Errorf("lock file is over the %d MiB limit, more than any image set needs", MaxLockSize>>20)
+
+// ReadLock decodes a lock file written by Marshal, reading at most
+// MaxLockSize bytes. The YAML decoder bounds alias expansion itself.
 func ReadLock(r io.Reader) (*Lock, error) {
-	dec := yaml.NewDecoder(r)
+	br := &boundedReader{r: r, left: lockLimit}
+	dec := yaml.NewDecoder(br)
 	dec.KnownFields(true)
 	var l Lock
 	if err := dec.Decode(&l); err != nil {
+		if br.left < 0 { // the decoder keeps only the text of reader errors
+			err = ErrLockTooLarge
+		}
 		return nil, fmt.Errorf("read lock: %w", err)
 	}
 	if l.APIVersion != LockVersion || l.Kind != LockKind {
 		return nil, fmt.Errorf("read lock: %s %s is not a %s %s", l.APIVersion, l.Kind, LockVersion, LockKind)
 	}
 	return &l, nil
+}
+
+// boundedReader fails once more than left bytes are read, rather than
+// ending quietly as io.LimitReader does, so a truncated lock is never taken
+// for a whole one.
+type boundedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, ErrLockTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, ErrLockTooLarge
+	}
+	return n, err
 }

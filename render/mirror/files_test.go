@@ -2,6 +2,8 @@ package mirror
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -52,6 +54,36 @@ func TestLockReproducesRun(t *testing.T) {
 	}
 	if _, err := ReadLock(strings.NewReader("apiVersion: ferry.dev/v1alpha1\nkind: Lock\nmirror: x\nsurprise: 1\n")); err == nil {
 		t.Error("ReadLock accepted an unknown field")
+	}
+}
+
+// endless is a reader that never ends: what a lock linked to a device, or
+// a lying server, gives.
+type endless struct{ s string }
+
+func (e endless) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		n += copy(p[n:], e.s)
+	}
+	return n, nil
+}
+
+// TestReadLockBounded: a lock that never ends, or is bigger than any image
+// set, is refused after lockLimit bytes instead of being read into memory;
+// one within the limit still reads.
+func TestReadLockBounded(t *testing.T) {
+	defer func(n int64) { lockLimit = n }(lockLimit)
+	lockLimit = 64 << 10
+	head := "apiVersion: ferry.dev/v1alpha1\nkind: Lock\nmirror: m.example.com\nimages:\n"
+	item := "  - source: quay.io/a/b:1\n    digest: sha256:0\n    destination: m.example.com/a/b:1\n"
+	_, err := ReadLock(io.MultiReader(strings.NewReader(head), endless{item}))
+	if !errors.Is(err, ErrLockTooLarge) {
+		t.Errorf("endless lock: got %v, want ErrLockTooLarge", err)
+	}
+	small := head + strings.Repeat(item, 10)
+	if l, err := ReadLock(strings.NewReader(small)); err != nil || len(l.Images) != 10 {
+		t.Errorf("small lock: %v, %v", l, err)
 	}
 }
 

@@ -140,24 +140,16 @@ type CollisionError struct {
 	Tag         bool
 	// Sources are the colliding source repositories (or references), sorted.
 	Sources []string
+	// Hint says why repositories collide and what to do, naming only the
+	// cause that applies (spec.MirrorSpec.CollisionHint); empty for tags.
+	Hint string
 }
 
 func (e *CollisionError) Error() string {
 	if e.Tag {
 		return fmt.Sprintf("destination %s would receive different images from %s", e.Destination, strings.Join(e.Sources, " and "))
 	}
-	hint := "they differ only in their registry, which destinations drop: set keepSourceRegistry, or block all but one (blockedImages)"
-	for _, s := range e.Sources[1:] {
-		if pathOf(s) != pathOf(e.Sources[0]) {
-			hint = "maxPathComponents joins their paths: raise it, or block all but one (blockedImages)"
-		}
-	}
-	return fmt.Sprintf("destination repository %s would receive both %s: %s", e.Destination, strings.Join(e.Sources, " and "), hint)
-}
-
-func pathOf(repo string) string {
-	_, p, _ := strings.Cut(repo, "/")
-	return p
+	return fmt.Sprintf("destination repository %s would receive both %s: %s", e.Destination, strings.Join(e.Sources, " and "), e.Hint)
 }
 
 // MissingDigestError lists tag references the caller did not resolve.
@@ -438,7 +430,7 @@ func Build(in Input) (*Set, error) {
 		c.errs = append(c.errs, &MissingDigestError{Refs: missing})
 	}
 	untagMovedTags(set.Images)
-	for _, err := range collisions(set.Images) {
+	for _, err := range collisions(set.Images, m) {
 		c.errs = append(c.errs, err)
 	}
 	if err := errors.Join(c.errs...); err != nil {
@@ -498,7 +490,7 @@ func untagMovedTags(images []Image) {
 
 // collisions finds destination repositories fed by more than one source
 // repository, and destination tags that would receive different digests.
-func collisions(images []Image) []error {
+func collisions(images []Image, m *spec.MirrorSpec) []error {
 	repos := map[string]map[string]bool{}
 	type tagged struct {
 		digests map[string]bool
@@ -525,7 +517,8 @@ func collisions(images []Image) []error {
 	var errs []error
 	for _, dst := range sortedKeys(repos) {
 		if srcs := repos[dst]; len(srcs) > 1 {
-			errs = append(errs, &CollisionError{Destination: dst, Sources: sortedKeys(srcs)})
+			sources := sortedKeys(srcs)
+			errs = append(errs, &CollisionError{Destination: dst, Sources: sources, Hint: m.CollisionHint(sources[0], sources[1])})
 		}
 	}
 	for _, dst := range sortedKeys(tags) {

@@ -303,19 +303,30 @@ func TestCollisions(t *testing.T) {
 			name:   "same path on two registries",
 			mirror: spec.MirrorSpec{Registry: "mirror.example.com"},
 			images: []string{"quay.io/a/b@" + dA, "registry.redhat.io/a/b@" + dB},
-			want:   []CollisionError{{Destination: "mirror.example.com/a/b", Sources: []string{"quay.io/a/b", "registry.redhat.io/a/b"}}},
+			want: []CollisionError{{Destination: "mirror.example.com/a/b", Sources: []string{"quay.io/a/b", "registry.redhat.io/a/b"},
+				Hint: "they differ only in their registry, which destinations drop: set keepSourceRegistry, or block all but one (blockedImages)"}},
+		},
+		{
+			name:   "same path on two registries with flattening on",
+			mirror: spec.MirrorSpec{Registry: "mirror.example.com", MaxPathComponents: 3},
+			images: []string{"quay.io/a/b@" + dA, "registry.redhat.io/a/b@" + dB},
+			// maxPathComponents is set but is not the cause: no hint to raise it.
+			want: []CollisionError{{Destination: "mirror.example.com/a/b", Sources: []string{"quay.io/a/b", "registry.redhat.io/a/b"},
+				Hint: "they differ only in their registry, which destinations drop: set keepSourceRegistry, or block all but one (blockedImages)"}},
 		},
 		{
 			name:   "flattening joins two paths",
 			mirror: spec.MirrorSpec{Registry: "mirror.example.com", MaxPathComponents: 2},
 			images: []string{"quay.io/a/b/c:1", "quay.io/a/b-c:2"},
-			want:   []CollisionError{{Destination: "mirror.example.com/a/b-c", Sources: []string{"quay.io/a/b-c", "quay.io/a/b/c"}}},
+			want: []CollisionError{{Destination: "mirror.example.com/a/b-c", Sources: []string{"quay.io/a/b-c", "quay.io/a/b/c"},
+				Hint: "maxPathComponents 2 joins their paths with '-': raise it, or block all but one (blockedImages)"}},
 		},
 		{
 			name:   "flattening under a namespace",
 			mirror: spec.MirrorSpec{Registry: "mirror.example.com/ns", MaxPathComponents: 2},
 			images: []string{"quay.io/team-app/x:1", "quay.io/team/app-x:1", "quay.io/team/app/x:1"},
-			want:   []CollisionError{{Destination: "mirror.example.com/ns/team-app-x", Sources: []string{"quay.io/team-app/x", "quay.io/team/app-x", "quay.io/team/app/x"}}},
+			want: []CollisionError{{Destination: "mirror.example.com/ns/team-app-x", Sources: []string{"quay.io/team-app/x", "quay.io/team/app-x", "quay.io/team/app/x"},
+				Hint: "maxPathComponents 2 joins their paths with '-': raise it, or block all but one (blockedImages)"}},
 		},
 		{
 			name:   "a tag equal to another source's hash tag",
@@ -332,7 +343,10 @@ func TestCollisions(t *testing.T) {
 			catalogs: []Catalog{
 				{Name: "c", Target: "mirror.example.com/redhat/index:v4.20", Digest: dA},
 			},
-			want: []CollisionError{{Destination: "mirror.example.com/redhat/index", Sources: []string{"mirror.example.com/redhat/index", "registry.redhat.io/redhat/index"}}},
+			// No maxPathComponents is set: the hint must not suggest
+			// raising it.
+			want: []CollisionError{{Destination: "mirror.example.com/redhat/index", Sources: []string{"mirror.example.com/redhat/index", "registry.redhat.io/redhat/index"},
+				Hint: "one of them is already in the mirror at that path (a built catalog, or an image under the Mirror registry): block the other (blockedImages)"}},
 		},
 		{
 			name:   "one digest under a tag twice is fine",
