@@ -21,7 +21,8 @@ import (
 	"github.com/ferry-gitops/ferry/reconcile"
 )
 
-// Client is reconcile.Cluster on client-go's dynamic client.
+// Client is reconcile.Cluster on client-go's dynamic client. It is safe for
+// concurrent use: a caller may apply the objects of one step in parallel.
 type Client struct {
 	dyn    dynamic.Interface
 	mapper *mapper

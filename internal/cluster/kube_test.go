@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -489,5 +491,49 @@ func TestSamplesConfigMap(t *testing.T) {
 	}
 	if len(got) < 100 {
 		t.Errorf("%d entries; the x86_64 samples have hundreds", len(got))
+	}
+}
+
+// TestConcurrentApply applies twenty objects from twenty goroutines through
+// one Client (run it with -race), then plans them all as unchanged.
+func TestConcurrentApply(t *testing.T) {
+	t.Parallel()
+	c, kube, user := kubeClient(t)
+	ns := kube.NewNamespace(t)
+	var objs []*unstructured.Unstructured
+	for i := range 20 {
+		objs = append(objs, catalogSource(ns, fmt.Sprintf("c%02d", i), "mirror.example.com/c@"+digest(fmt.Sprint(i))))
+	}
+	errs := make([]error, len(objs))
+	var wg sync.WaitGroup
+	for i, o := range objs {
+		wg.Go(func() { _, errs[i] = c.Apply(t.Context(), o, false) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := c.List(t.Context(), reconcile.GVKCatalogSource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := map[string]*unstructured.Unstructured{}
+	for _, o := range listed {
+		live[o.GetNamespace()+"/"+o.GetName()] = o
+	}
+	mark := kube.AuditMark(t)
+	for _, o := range objs {
+		wg.Go(func() {
+			if action, err := c.Diff(t.Context(), o, live[ns+"/"+o.GetName()], false); err != nil || action != reconcile.Unchanged {
+				t.Errorf("Diff %s = %q, %v", o.GetName(), action, err)
+			}
+		})
+	}
+	wg.Wait()
+	if events := kube.AuditEvents(t, mark).By(user); len(events) != 0 {
+		t.Errorf("unchanged objects cost requests: %v", events.Strings())
+	}
+	if s := c.Stats(); s.Writes != 20 || s.Requests["GET"] != 1 {
+		t.Errorf("stats %+v; want 20 writes and one LIST", s)
 	}
 }
