@@ -64,6 +64,15 @@ func TestCommit(t *testing.T) {
 			files: []string{"specs/rendered/a.yaml", "specs/rendered/b.yaml", "specs/rendered/new/c.yaml"},
 		},
 		{
+			name: "the whole render directory removed",
+			change: func(t *testing.T, dir string, _ *git.Worktree) {
+				if err := os.RemoveAll(filepath.Join(dir, "specs/rendered")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			files: []string{"specs/rendered/a.yaml", "specs/rendered/b.yaml"},
+		},
+		{
 			name: "changes staged elsewhere are not swept into Ferry's commit",
 			change: func(t *testing.T, dir string, wt *git.Worktree) {
 				write(t, dir, "specs/rendered/a.yaml", "a2\n")
@@ -120,7 +129,7 @@ func TestCommit(t *testing.T) {
 					t.Errorf("%s still modified after the commit", p)
 				}
 			}
-			if s := st.File("specs/catalog.yaml"); s.Staging != git.Unmodified {
+			if s, ok := st["specs/catalog.yaml"]; ok && s.Staging != git.Unmodified {
 				t.Errorf("the unstaged spec edit was committed or staged: %+v", s)
 			}
 		})

@@ -39,6 +39,15 @@ type Outcome struct {
 	// was never rendered), so no CatalogSource moves to a catalog whose
 	// images are not all in the mirror.
 	Files map[string][]byte
+	// Samples is what mirroring the sample images did, nil when nothing
+	// was to mirror.
+	Samples *SamplesOutcome
+	// Cluster is what the cluster step did, nil when it did not run.
+	Cluster *ClusterOutcome
+	// Written is set when the render directory was rewritten.
+	Written bool
+	// Commit is what was committed, nil without a Committer.
+	Commit *Commit
 }
 
 // CatalogOutcome is what happened to one catalog's image.
@@ -326,7 +335,7 @@ func achievedFiles(res *Result, previous fs.FS, held map[string]string, reports 
 		}
 	}
 	set := res.Mirror.Achieved(done, heldNames, prevLock)
-	mfiles, err := set.Files(mirror.DefaultOptions())
+	mfiles, err := set.Files(res.MirrorOptions())
 	if err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}

@@ -13,14 +13,6 @@ import (
 // FieldManager is the server-side apply field manager Ferry writes as.
 const FieldManager = "ferry"
 
-// Labels every object Ferry applies carries, so it knows what it owns:
-// only objects with both, the instance matching, are ever pruned.
-const (
-	LabelManagedBy    = "app.kubernetes.io/managed-by"
-	LabelManagedByVal = "ferry"
-	LabelInstance     = "ferry.dev/instance"
-)
-
 // Cluster is what the cluster step needs of a Kubernetes cluster. The
 // client-go implementation is internal/cluster; reconcile's tests use an
 // in-process fake. Objects are unstructured: the API server validates them

@@ -32,6 +32,8 @@ type Result struct {
 	Catalogs []*render.Catalog
 	// Mirror is the image set, nil without a Mirror.
 	Mirror *mirror.Set
+	// Instance names this config repository on the cluster (Instance).
+	Instance string
 }
 
 // BuiltImage is a catalog image that exists only in memory until pushed.
@@ -47,7 +49,7 @@ type BuiltImage struct {
 // images in memory and compares the result with the previous render
 // (previous may be nil). Nothing is written anywhere.
 func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS) (*Plan, *Result, error) {
-	res := &Result{Files: map[string][]byte{}}
+	res := &Result{Files: map[string][]byte{}, Instance: Instance(cfg)}
 	plan := &Plan{}
 	var errs []error
 	sources := map[string]*Source{}
@@ -68,7 +70,7 @@ func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS
 		return nil, nil, fmt.Errorf("mirror: %w", err)
 	}
 	if set != nil {
-		files, err := set.Files(mirror.DefaultOptions())
+		files, err := set.Files(res.MirrorOptions())
 		if err != nil {
 			return nil, nil, fmt.Errorf("mirror: %w", err)
 		}
@@ -78,8 +80,35 @@ func (o *Observer) Compute(ctx context.Context, cfg *spec.Config, previous fs.FS
 		res.Mirror = set
 		plan.Images = len(set.Images)
 	}
+	if m := cfg.Mirror; m != nil && m.Spec.OperatorHub != nil {
+		b, err := render.OperatorHub(m.Spec.OperatorHub, render.Labels(res.Instance))
+		if err != nil {
+			return nil, nil, err
+		}
+		res.Files[render.OperatorHubFile] = b
+	}
 	plan.Files = diffFiles(previous, res.Files)
 	return plan, res, nil
+}
+
+// Instance is the config repository's name for itself, the value of the
+// instance label on every object it renders: its Mirror's name, or
+// "ferry" without a Mirror.
+func Instance(cfg *spec.Config) string {
+	if cfg.Mirror != nil && cfg.Mirror.Metadata.Name != "" {
+		return cfg.Mirror.Metadata.Name
+	}
+	return "ferry"
+}
+
+// MirrorOptions are how the mirror objects of this result are rendered:
+// named after the instance, so two config repositories applied to one
+// cluster never write each other's mirror sets, and labelled as Ferry's.
+func (res *Result) MirrorOptions() mirror.Options {
+	o := mirror.DefaultOptions()
+	o.NamePrefix = "ferry-" + res.Instance
+	o.Labels = render.Labels(res.Instance)
+	return o
 }
 
 func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous fs.FS, res *Result, sources map[string]*Source) (CatalogChange, error) {
@@ -118,15 +147,27 @@ func (o *Observer) computeCatalog(ctx context.Context, c *spec.Catalog, previous
 	if err != nil {
 		return CatalogChange{}, fmt.Errorf("catalog %s: target: %w", name, err)
 	}
-	cs, err := render.CatalogSource(c, pinned)
-	if err != nil {
-		return CatalogChange{}, err
+	labels := render.Labels(res.Instance)
+	if c.Spec.Serves(spec.ServeCatalogSource) {
+		cs, err := render.CatalogSource(c, pinned, labels)
+		if err != nil {
+			return CatalogChange{}, err
+		}
+		res.Files[render.CatalogSourceFile(name)] = cs
 	}
-	res.Files[render.CatalogSourceFile(name)] = cs
+	if c.Spec.Serves(spec.ServeClusterCatalog) {
+		cc, err := render.ClusterCatalog(c, pinned, labels)
+		if err != nil {
+			return CatalogChange{}, err
+		}
+		res.Files[render.ClusterCatalogFile(name)] = cc
+	}
 	res.Images = append(res.Images, BuiltImage{Catalog: name, Target: c.Spec.Target, Pinned: pinned, Digest: digest.String(), Image: img})
 	res.Catalogs = append(res.Catalogs, rc)
 	prev, prevImage := previousCatalog(ctx, previous, name)
-	return DiffCatalog(name, prev, rc.Config, prevImage, pinned), nil
+	change := DiffCatalog(name, prev, rc.Config, prevImage, pinned)
+	addInferredEdges(&change, rc.Edges)
+	return change, nil
 }
 
 // pin turns a target repository[:tag] into repository@digest.
@@ -162,15 +203,24 @@ func previousCatalog(ctx context.Context, previous fs.FS, catalog string) (*fbc.
 	if err != nil {
 		return nil, ""
 	}
-	var cs struct {
+	var obj struct {
 		Spec struct {
-			Image string `json:"image"`
+			Image  string `json:"image"`
+			Source struct {
+				Image struct {
+					Ref string `json:"ref"`
+				} `json:"image"`
+			} `json:"source"`
 		} `json:"spec"`
 	}
 	if b, err := fs.ReadFile(previous, render.CatalogSourceFile(catalog)); err == nil {
-		_ = yaml.Unmarshal(b, &cs)
+		_ = yaml.Unmarshal(b, &obj)
+		return cfg, obj.Spec.Image
 	}
-	return cfg, cs.Spec.Image
+	if b, err := fs.ReadFile(previous, render.ClusterCatalogFile(catalog)); err == nil {
+		_ = yaml.Unmarshal(b, &obj)
+	}
+	return cfg, obj.Spec.Source.Image.Ref
 }
 
 // deletedCatalogs lists catalogs rendered before that the spec no longer has.
@@ -201,7 +251,7 @@ func deletedCatalogs(ctx context.Context, cfg *spec.Config, previous fs.FS) []Ca
 func diffFiles(previous fs.FS, next map[string][]byte) []FileChange {
 	old := map[string][]byte{}
 	if previous != nil {
-		for _, root := range []string{render.CatalogsDir, path.Dir(mirror.MappingFile), mirror.LockFile} {
+		for _, root := range []string{render.CatalogsDir, path.Dir(mirror.MappingFile), mirror.LockFile, path.Dir(render.OperatorHubFile), render.SamplesDir} {
 			_ = fs.WalkDir(previous, root, func(p string, d fs.DirEntry, err error) error {
 				if err == nil && !d.IsDir() {
 					if b, err := fs.ReadFile(previous, p); err == nil {

@@ -51,10 +51,25 @@ func (out *Outcome) CommitMessage(plan *Plan, previous fs.FS) string {
 		s := rep.Stats
 		fmt.Fprintf(&b, "Mirror: %d image(s): %d copied, %d present, %d failed.\n", s.Images, s.ImagesCopied, s.ImagesPresent, s.ImagesFailed)
 	}
+	if so := out.Samples; so != nil && so.Copy != nil {
+		s := so.Copy.Stats
+		fmt.Fprintf(&b, "Samples: %d image(s): %d copied, %d present, %d failed.\n", s.Images, s.ImagesCopied, s.ImagesPresent, s.ImagesFailed)
+		for _, stream := range sortedKeys(boolKeys(so.Skipped)) {
+			fmt.Fprintf(&b, "Samples: imagestream %s skipped: %s\n", stream, so.Skipped[stream])
+		}
+	}
 	for _, c := range out.Catalogs {
 		if c.Held != "" {
 			fmt.Fprintf(&b, "Held back: Catalog/%s keeps its previous render (%s).\n", c.Name, c.Held)
 		}
 	}
 	return b.String()
+}
+
+func boolKeys(m map[string]string) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
 }

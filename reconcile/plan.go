@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/ferry-gitops/ferry/internal/bundle"
 	"github.com/ferry-gitops/ferry/internal/fbc"
 )
 
@@ -33,6 +35,10 @@ type Plan struct {
 	// --dry-run check it; render does not contact the mirror).
 	Copy  *CopyPlan    `json:"copy,omitempty"`
 	Files []FileChange `json:"files"`
+	// Cluster is the cluster part, nil when it was not computed (render).
+	Cluster *ClusterPlan `json:"cluster,omitempty"`
+	// Samples is the samples part, nil without a Samples spec.
+	Samples *SamplesPlan `json:"samples,omitempty"`
 }
 
 // CatalogChange describes one catalog in catalog terms.
@@ -52,8 +58,12 @@ type PackageChange struct {
 	PreviousDefaultChannel string          `json:"previousDefaultChannel,omitempty"`
 	Channels               []ChannelChange `json:"channels,omitempty"`
 	BundlesAdded           []string        `json:"bundlesAdded,omitempty"`
-	BundlesRemoved         []string        `json:"bundlesRemoved,omitempty"`
-	Bundles                int             `json:"bundles"`
+	// InferredEdges are upgrade edges of added bundles that no CSV states:
+	// chosen by the add mode, shown so a reviewer sees every edge nobody
+	// wrote.
+	InferredEdges  []InferredEdge `json:"inferredEdges,omitempty"`
+	BundlesRemoved []string       `json:"bundlesRemoved,omitempty"`
+	Bundles        int            `json:"bundles"`
 }
 
 // ChannelChange is a channel whose head or membership may have moved.
@@ -62,6 +72,34 @@ type ChannelChange struct {
 	Action       Action `json:"action"`
 	Head         string `json:"head,omitempty"`
 	PreviousHead string `json:"previousHead,omitempty"`
+}
+
+// InferredEdge is one channel entry whose replaces and skips Ferry chose
+// when adding spec.bundles.
+type InferredEdge struct {
+	Channel  string   `json:"channel"`
+	Bundle   string   `json:"bundle"`
+	Replaces string   `json:"replaces,omitempty"`
+	Skips    []string `json:"skips,omitempty"`
+	Mode     string   `json:"mode"`
+	Reason   string   `json:"reason"`
+	// Origin is the spec.bundles entry, with its file and line.
+	Origin string `json:"origin,omitempty"`
+}
+
+// addInferredEdges files the edges of c's added bundles under their
+// packages, in the order they were chosen.
+func addInferredEdges(c *CatalogChange, edges []bundle.Edge) {
+	for _, e := range edges {
+		i := slices.IndexFunc(c.Packages, func(p PackageChange) bool { return p.Name == e.Package })
+		if i < 0 {
+			continue
+		}
+		c.Packages[i].InferredEdges = append(c.Packages[i].InferredEdges, InferredEdge{
+			Channel: e.Channel, Bundle: e.Bundle, Replaces: e.Replaces, Skips: e.Skips,
+			Mode: string(e.Mode), Reason: e.Reason, Origin: e.Origin,
+		})
+	}
 }
 
 // FileChange is one rendered file.
@@ -85,7 +123,7 @@ func (p *Plan) HasChanges() bool {
 			return true
 		}
 	}
-	return false
+	return p.Cluster.HasChanges()
 }
 
 // DiffCatalog compares a catalog's previous render with the new one.
@@ -285,6 +323,10 @@ func (p *Plan) WriteText(w io.Writer) error {
 			for _, n := range pc.BundlesAdded {
 				fmt.Fprintf(&b, "    + %s\n", n)
 			}
+			for _, e := range pc.InferredEdges {
+				fmt.Fprintf(&b, "    inferred edge, channel %s: %s %s\n", e.Channel, e.Bundle, describeInferred(e))
+				fmt.Fprintf(&b, "      (addMode %s; %s; %s)\n", e.Mode, e.Reason, orText(e.Origin, "spec.bundles"))
+			}
 			for _, n := range pc.BundlesRemoved {
 				fmt.Fprintf(&b, "    - %s\n", n)
 			}
@@ -311,10 +353,44 @@ func (p *Plan) WriteText(w io.Writer) error {
 			}
 		}
 	}
+	if sp := p.Samples; sp != nil {
+		switch {
+		case sp.Unavailable != "":
+			fmt.Fprintf(&b, "Samples: images not read (%s).\n", sp.Unavailable)
+		case len(sp.Images) > 0:
+			streams := map[string]bool{}
+			for _, im := range sp.Images {
+				streams[im.Stream] = true
+			}
+			fmt.Fprintf(&b, "Samples: %d image(s) of %d imagestream(s) mirrored to %s (samples/mapping.txt).\n", len(sp.Images), len(streams), sp.Registry)
+		}
+	}
+	p.Cluster.writeText(&b)
 	fmt.Fprintf(&b, "Plan: %d of %d catalog(s) to change, %d bundle(s) added, %d removed, %d file(s) to write.\n",
 		catalogsChanged, len(p.Catalogs), added, removed, files)
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+func describeInferred(e InferredEdge) string {
+	var parts []string
+	if e.Replaces != "" {
+		parts = append(parts, "replaces "+e.Replaces)
+	}
+	if len(e.Skips) > 0 {
+		parts = append(parts, "skips "+strings.Join(e.Skips, ", "))
+	}
+	if len(parts) == 0 {
+		return "has no edges"
+	}
+	return strings.Join(parts, " and ")
+}
+
+func orText(s, or string) string {
+	if s == "" {
+		return or
+	}
+	return s
 }
 
 // FormatBytes is n in binary units, as the plan and progress show sizes.

@@ -52,7 +52,7 @@ func (o *Observer) ReadSource(ctx context.Context, c *spec.Catalog) (*Source, er
 		}
 		return &Source{Config: cfg, Format: "dir"}, nil
 	}
-	idx, img, digestRef, err := o.fetch(ctx, c.Spec.Source, c.Spec.Platform)
+	idx, img, digestRef, err := o.fetchRef(ctx, c, c.Spec.Source)
 	if err != nil {
 		return nil, fmt.Errorf("catalog %s: source: %w", c.Metadata.Name, err)
 	}
@@ -137,7 +137,7 @@ func (o *Observer) Base(ctx context.Context, c *spec.Catalog, src *Source) (v1.I
 	if c.Spec.Base == c.Spec.Source && src.Image != nil {
 		return src.Index, src.Image, nil
 	}
-	idx, img, _, err := o.fetch(ctx, c.Spec.Base, c.Spec.Platform)
+	idx, img, _, err := o.fetchRef(ctx, c, c.Spec.Base)
 	if err != nil {
 		return nil, nil, fmt.Errorf("catalog %s: base: %w", c.Metadata.Name, err)
 	}

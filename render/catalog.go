@@ -11,6 +11,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/ferry-gitops/ferry/internal/bundle"
 	"github.com/ferry-gitops/ferry/internal/fbc"
 	"github.com/ferry-gitops/ferry/internal/filter"
 	"github.com/ferry-gitops/ferry/spec"
@@ -39,29 +40,74 @@ type Catalog struct {
 	Spec   *spec.Catalog
 	Config *fbc.DeclarativeConfig
 	Report *filter.Report
+	// Edges are the upgrade edges adding spec.bundles chose rather than
+	// read from a CSV (inferred replaces, placements by version).
+	Edges []bundle.Edge
 }
 
-// Adder puts extra bundles into a filtered catalog (spec.bundles). It is a
-// function so render stays free of how bundles were fetched.
-type Adder func(cfg *fbc.DeclarativeConfig) error
+// Adder puts a Catalog's extra bundles (spec.bundles) into the source
+// catalog. It is a function so render stays free of how bundles were
+// fetched.
+type Adder func(cfg *fbc.DeclarativeConfig) (*Added, error)
 
-// RenderCatalog filters source as the Catalog asks, adds its extra bundles
-// and checks the result with opm's rules. Bundles are added after filtering
-// so an added bundle is always served, whatever the selection.
+// Added is what an Adder put into a catalog.
+type Added struct {
+	// Bundles are the added bundle names by package.
+	Bundles map[string][]string
+	// Edges are the edges it chose.
+	Edges []bundle.Edge
+}
+
+// RenderCatalog adds the Catalog's extra bundles to source, filters the
+// result as the Catalog asks and checks it with opm's rules.
+//
+// Bundles are added before filtering, so they are placed against the whole
+// source (the channel heads opm index add would see), a package that only
+// the bundles provide can be selected in spec.packages, and a bundle can
+// fill a gap that leaves the source invalid without it. The filter then
+// keeps every added bundle whatever the selection, with the replaces chain
+// joining it to the rest of its channel. source is not modified.
 func RenderCatalog(c *spec.Catalog, source *fbc.DeclarativeConfig, add Adder) (*Catalog, error) {
-	cfg, report, err := filter.Filter(source, c.Spec)
+	cfg := source
+	var opts filter.Options
+	var edges []bundle.Edge
+	if add != nil && source != nil {
+		work := *source
+		added, err := add(&work)
+		if err != nil {
+			return nil, fmt.Errorf("catalog %s: add bundles: %w", c.Metadata.Name, err)
+		}
+		if added != nil {
+			opts.Keep, edges = added.Bundles, added.Edges
+		}
+		cfg = &work
+	}
+	out, report, err := filter.FilterWith(cfg, c.Spec, opts)
 	if err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", c.Metadata.Name, err)
 	}
-	if add != nil {
-		if err := add(cfg); err != nil {
-			return nil, fmt.Errorf("catalog %s: add bundles: %w", c.Metadata.Name, err)
-		}
-	}
-	if err := fbc.Validate(cfg); err != nil {
+	if err := fbc.Validate(out); err != nil {
 		return nil, fmt.Errorf("catalog %s: the rendered catalog is invalid: %w", c.Metadata.Name, err)
 	}
-	return &Catalog{Spec: c, Config: cfg, Report: report}, nil
+	return &Catalog{Spec: c, Config: out, Report: report, Edges: keptEdges(edges, out)}, nil
+}
+
+// keptEdges drops the edges of channels or bundles the filter left out.
+func keptEdges(edges []bundle.Edge, cfg *fbc.DeclarativeConfig) []bundle.Edge {
+	type at struct{ pkg, ch, b string }
+	in := map[at]bool{}
+	for _, c := range cfg.Channels {
+		for _, e := range c.Entries {
+			in[at{c.Package, c.Name, e.Name}] = true
+		}
+	}
+	var out []bundle.Edge
+	for _, e := range edges {
+		if in[at{e.Package, e.Channel, e.Bundle}] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // ConfigFiles returns the catalog's FBC files, relative to its configs
@@ -86,6 +132,7 @@ type catalogSource struct {
 type catalogSourceMeta struct {
 	Name        string            `json:"name"`
 	Namespace   string            `json:"namespace"`
+	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
@@ -111,7 +158,7 @@ type grpcPodConfig struct {
 
 // CatalogSource renders the CatalogSource pointing at image, which must be
 // pinned by digest: a tag could move under a running cluster.
-func CatalogSource(c *spec.Catalog, image string) ([]byte, error) {
+func CatalogSource(c *spec.Catalog, image string, labels map[string]string) ([]byte, error) {
 	if !strings.Contains(image, "@sha256:") {
 		return nil, fmt.Errorf("catalog %s: CatalogSource image %q is not pinned by digest", c.Metadata.Name, image)
 	}
@@ -122,7 +169,8 @@ func CatalogSource(c *spec.Catalog, image string) ([]byte, error) {
 		Metadata: catalogSourceMeta{
 			Name:        s.Name,
 			Namespace:   s.Namespace,
-			Annotations: map[string]string{"ferry.dev/catalog": c.Metadata.Name},
+			Labels:      labels,
+			Annotations: map[string]string{AnnotationCatalog: c.Metadata.Name},
 		},
 		Spec: catalogSourceSpec{
 			SourceType:  "grpc",

@@ -17,7 +17,7 @@ func TestCatalogSource(t *testing.T) {
 		},
 	}}
 	image := "mirror.example.com/olm/certified@sha256:4d3cd9c8ab56b9b73e9a0d0917b12ffeba930461b5a40da2e083b407e8fb4eea"
-	got, err := CatalogSource(c, image)
+	got, err := CatalogSource(c, image, Labels("lab"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,6 +26,9 @@ kind: CatalogSource
 metadata:
   annotations:
     ferry.dev/catalog: certified
+  labels:
+    app.kubernetes.io/managed-by: ferry
+    ferry.dev/instance: lab
   name: certified-mirror
   namespace: openshift-marketplace
 spec:
@@ -43,11 +46,11 @@ spec:
 	if diff := cmp.Diff(want, string(got)); diff != "" {
 		t.Errorf("CatalogSource (-want +got):\n%s", diff)
 	}
-	again, _ := CatalogSource(c, image)
+	again, _ := CatalogSource(c, image, Labels("lab"))
 	if string(again) != string(got) {
 		t.Error("same input, different bytes")
 	}
-	if _, err := CatalogSource(c, "mirror.example.com/olm/certified:v4.20"); err == nil || !strings.Contains(err.Error(), "not pinned by digest") {
+	if _, err := CatalogSource(c, "mirror.example.com/olm/certified:v4.20", nil); err == nil || !strings.Contains(err.Error(), "not pinned by digest") {
 		t.Errorf("a tag must be refused, got %v", err)
 	}
 }

@@ -25,6 +25,10 @@ type decoder struct {
 	foldCase bool
 }
 
+// scalarDecoder is a struct type that may also be written as a plain
+// string (BundleRef: an image alone).
+type scalarDecoder interface{ decodeScalar(string) }
+
 type fieldError struct {
 	path string
 	line int
@@ -54,6 +58,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // an explicit null leaves the zero value, as omission does
+	}
+	if n.Kind == yaml.ScalarNode && v.CanAddr() {
+		if s, ok := v.Addr().Interface().(scalarDecoder); ok {
+			s.decodeScalar(n.Value)
+			return
+		}
 	}
 	switch v.Kind() {
 	case reflect.Pointer:

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"cmp"
 	"path"
 	"strings"
 
@@ -33,6 +34,12 @@ func applyDefaults(c *Config) {
 		if s.Base == "" && !IsLocalSource(s.Source) {
 			s.Base = s.Source
 		}
+		if len(s.ServeAs) == 0 {
+			s.ServeAs = []string{ServeCatalogSource}
+		}
+		if s.ClusterCatalog.Name == "" {
+			s.ClusterCatalog.Name = cat.Metadata.Name
+		}
 	}
 	if smp := c.Samples; smp != nil {
 		s := &smp.Spec
@@ -58,6 +65,12 @@ func applyDefaults(c *Config) {
 func defaultTarget(cat *Catalog, m *MirrorSpec) string {
 	if IsLocalSource(cat.Spec.Source) {
 		return m.Destination("", "catalogs/"+cat.Metadata.Name) + ":latest"
+	}
+	if IsOCISource(cat.Spec.Source) {
+		// A layout has no repository path: its directory's name stands in.
+		dir, tag := OCIPath(cat.Spec.Source)
+		repo := sanitizeName(path.Base(dir))
+		return m.Destination("", repo) + ":" + cmp.Or(tag, "latest")
 	}
 	repoAndTag, _, _ := strings.Cut(cat.Spec.Source, "@")
 	tag := cat.Metadata.Name
@@ -97,6 +110,48 @@ func (m *MirrorSpec) Destination(srcHost, repoPath string) string {
 // directory rather than an image.
 func IsLocalSource(source string) bool {
 	return strings.HasPrefix(source, "./") || strings.HasPrefix(source, "../") || strings.HasPrefix(source, "/") || source == "." || source == ".."
+}
+
+// IsOCISource reports whether a source, base or bundle names an OCI image
+// layout on disk: oci://DIR[:tag].
+func IsOCISource(ref string) bool { return strings.HasPrefix(ref, "oci://") }
+
+// OCIPath splits oci://DIR[:tag] into its directory and tag ("" when the
+// layout's only image is meant). oci:///abs/dir is absolute; anything else
+// is relative to the file that names it.
+func OCIPath(ref string) (dir, tag string) {
+	dir = strings.TrimPrefix(ref, "oci://")
+	if i := strings.LastIndex(dir, ":"); i > strings.LastIndex(dir, "/") {
+		dir, tag = dir[:i], dir[i+1:]
+	}
+	return dir, tag
+}
+
+// OCIDir returns where the layout of an oci:// reference named by the
+// object at origin is: a slash path relative to the loaded root and true,
+// or the path as written (absolute, or leaving the tree) and false.
+func OCIDir(origin *Origin, ref string) (string, bool) {
+	dir, _ := OCIPath(ref)
+	if rel, ok := localPath(origin, dir); ok {
+		return rel, true
+	}
+	return dir, false
+}
+
+// localPath resolves p against the directory of the file at origin.
+func localPath(origin *Origin, p string) (string, bool) {
+	if strings.HasPrefix(p, "/") {
+		return "", false
+	}
+	file := ""
+	if origin != nil {
+		file = origin.File
+	}
+	rel := path.Join(path.Dir(file), p)
+	if rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return rel, true
 }
 
 // SourceDir returns the slash path, relative to the loaded root, of a

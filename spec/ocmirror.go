@@ -238,13 +238,9 @@ func mapOperator(c objectCheck, f, apiVersion string, op iscOperator) *Catalog {
 	cat := &Catalog{
 		TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindCatalog},
 		Spec: CatalogSpec{
-			Source:              strings.TrimPrefix(op.Catalog, "oci://"),
+			Source:              op.Catalog, // oci://DIR[:tag] included, as oc-mirror reads it
 			IncludeDependencies: !op.SkipDependencies,
 		},
-	}
-	if strings.HasPrefix(op.Catalog, "oci://") {
-		c.fail(f+".catalog", "%q: OCI layout catalogs are not supported yet; push the catalog to a registry or unpack its configs and name the directory", op.Catalog)
-		return nil
 	}
 	targetRepo := op.TargetCatalog
 	if targetRepo == "" {

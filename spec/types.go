@@ -1,6 +1,9 @@
 package spec
 
-import "strings"
+import (
+	"encoding/json"
+	"strings"
+)
 
 // APIVersion is the group/version of Ferry's own kinds. The group is Ferry's
 // so a document can never be mistaken for a cluster object, and v1alpha1
@@ -108,8 +111,14 @@ type CatalogSpec struct {
 	// through olm.package.required and olm.gvk.required.
 	IncludeDependencies bool `json:"includeDependencies,omitempty"`
 	// Bundles are extra registry+v1 bundle images to add, what
-	// `opm index add --bundles` did.
-	Bundles []string `json:"bundles,omitempty"`
+	// `opm index add --bundles` did: an image reference, an OCI layout
+	// (oci://DIR[:tag]), or a mapping with image, addMode and
+	// replaceExisting.
+	Bundles []BundleRef `json:"bundles,omitempty"`
+	// AddMode places added bundles that channels already have bundles
+	// for, as `opm index add --mode` did: replaces (the default), semver
+	// or semver-skippatch. A bundle's own addMode overrides it.
+	AddMode string `json:"addMode,omitempty"`
 	// Target is the repository, with an optional tag, the built catalog
 	// image is pushed to. Rendered manifests always pin its digest. Default:
 	// the Mirror registry plus the source's repository path and tag.
@@ -119,6 +128,97 @@ type CatalogSpec struct {
 	Base string `json:"base,omitempty"`
 	// CatalogSource is how the cluster is pointed at the built image.
 	CatalogSource CatalogSourceSpec `json:"catalogSource,omitempty"`
+	// ServeAs lists the objects that serve the built catalog:
+	// CatalogSource (OLM classic), ClusterCatalog (OLM v1, OpenShift 4.18+)
+	// or both. Default: CatalogSource.
+	ServeAs []string `json:"serveAs,omitempty"`
+	// ClusterCatalog shapes the rendered ClusterCatalog.
+	ClusterCatalog ClusterCatalogSpec `json:"clusterCatalog,omitempty"`
+}
+
+// The values of CatalogSpec.ServeAs.
+const (
+	ServeCatalogSource  = "CatalogSource"
+	ServeClusterCatalog = "ClusterCatalog"
+)
+
+// Serves reports whether the catalog is served by the given kind.
+func (s *CatalogSpec) Serves(kind string) bool {
+	for _, k := range s.ServeAs {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// ClusterCatalogSpec shapes the rendered olm.operatorframework.io/v1
+// ClusterCatalog (cluster-scoped).
+type ClusterCatalogSpec struct {
+	// Name defaults to the Catalog's name.
+	Name string `json:"name,omitempty"`
+	// Priority orders ClusterCatalogs offering the same bundle.
+	Priority int `json:"priority,omitempty"`
+	// AvailabilityMode is Available (default) or Unavailable.
+	AvailabilityMode string `json:"availabilityMode,omitempty"`
+}
+
+// BundleRef is one bundle to add. Written as a plain string it is the
+// image alone.
+type BundleRef struct {
+	// Image is the bundle image by tag or digest, or oci://DIR[:tag].
+	Image string `json:"image"`
+	// AddMode overrides the Catalog's addMode for this bundle.
+	AddMode string `json:"addMode,omitempty"`
+	// ReplaceExisting lets this bundle replace a bundle of the same CSV
+	// name that heads its channels: a vendor's rebuild of a released
+	// bundle, what `opm index add --overwrite-latest` did.
+	ReplaceExisting bool `json:"replaceExisting,omitempty"`
+}
+
+// The add modes of CatalogSpec.AddMode and BundleRef.AddMode.
+const (
+	AddModeReplaces        = "replaces"
+	AddModeSemver          = "semver"
+	AddModeSemverSkipPatch = "semver-skippatch"
+)
+
+// decodeScalar reads the plain-string form.
+func (b *BundleRef) decodeScalar(s string) { b.Image = s }
+
+// MarshalJSON writes the plain-string form when only the image is set, so
+// effective specs print the way they are usually written.
+func (b BundleRef) MarshalJSON() ([]byte, error) {
+	if b.AddMode == "" && !b.ReplaceExisting {
+		return json.Marshal(b.Image)
+	}
+	type plain BundleRef
+	return json.Marshal(plain(b))
+}
+
+// UnmarshalJSON accepts both forms MarshalJSON writes.
+func (b *BundleRef) UnmarshalJSON(data []byte) error {
+	if len(data) > 0 && data[0] == '"' {
+		*b = BundleRef{}
+		return json.Unmarshal(data, &b.Image)
+	}
+	type plain BundleRef
+	return json.Unmarshal(data, (*plain)(b))
+}
+
+// String is the image, with the options that are set.
+func (b BundleRef) String() string {
+	var opts []string
+	if b.AddMode != "" {
+		opts = append(opts, "addMode "+b.AddMode)
+	}
+	if b.ReplaceExisting {
+		opts = append(opts, "replaceExisting")
+	}
+	if len(opts) == 0 {
+		return b.Image
+	}
+	return b.Image + " (" + strings.Join(opts, ", ") + ")"
 }
 
 // Package selects part of one package of the source catalog.
@@ -205,6 +305,22 @@ type MirrorSpec struct {
 	// InsecureRegistries are host[:port] reached over plain HTTP or
 	// without TLS verification.
 	InsecureRegistries []string `json:"insecureRegistries,omitempty"`
+	// OperatorHub, when set, renders the cluster's OperatorHub "cluster"
+	// object: the disconnected procedure turns the default sources off,
+	// since they point at registries the cluster cannot reach.
+	OperatorHub *OperatorHubSpec `json:"operatorHub,omitempty"`
+}
+
+// OperatorHubSpec is config.openshift.io/v1 OperatorHub's spec.
+type OperatorHubSpec struct {
+	DisableAllDefaultSources bool                `json:"disableAllDefaultSources,omitempty"`
+	Sources                  []OperatorHubSource `json:"sources,omitempty"`
+}
+
+// OperatorHubSource enables or disables one default CatalogSource.
+type OperatorHubSource struct {
+	Name     string `json:"name"`
+	Disabled bool   `json:"disabled"`
 }
 
 // The cluster mirror objects a Mirror can render.

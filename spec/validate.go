@@ -103,6 +103,8 @@ func (v *validator) catalog(cat *Catalog, mirror *Mirror) {
 	switch {
 	case s.Source == "":
 		c.fail("spec.source", "required: an index image (by tag or digest) or a local directory (./path)")
+	case IsOCISource(s.Source):
+		checkOCI(c, v.fsys, "spec.source", s.Source)
 	case IsLocalSource(s.Source):
 		if dir, ok := cat.SourceDir(); ok {
 			if fi, err := fs.Stat(v.fsys, dir); err != nil || !fi.IsDir() {
@@ -129,16 +131,18 @@ func (v *validator) catalog(cat *Catalog, mirror *Mirror) {
 		checkTarget(c, "spec.target", s.Target)
 	}
 	if s.Base != "" && s.Base != s.Source {
-		checkImage(c, "spec.base", s.Base)
+		checkImageOrOCI(c, v.fsys, "spec.base", s.Base)
 	}
+	checkAddMode(c, "spec.addMode", s.AddMode)
 	seenBundles := map[string]int{}
 	for i, b := range s.Bundles {
 		f := fmt.Sprintf("spec.bundles[%d]", i)
-		checkImage(c, f, b)
-		if j, ok := seenBundles[b]; ok {
+		checkImageOrOCI(c, v.fsys, f, b.Image)
+		checkAddMode(c, f+".addMode", b.AddMode)
+		if j, ok := seenBundles[b.Image]; ok {
 			c.fail(f, "duplicate of spec.bundles[%d]", j)
 		}
-		seenBundles[b] = i
+		seenBundles[b.Image] = i
 	}
 	seenPkgs := map[string]int{}
 	for i := range s.Packages {
@@ -164,6 +168,27 @@ func (v *validator) catalog(cat *Catalog, mirror *Mirror) {
 	}
 	if cs.SecurityContextConfig != "" && cs.SecurityContextConfig != "legacy" && cs.SecurityContextConfig != "restricted" {
 		c.fail("spec.catalogSource.securityContextConfig", "%q must be legacy or restricted", cs.SecurityContextConfig)
+	}
+	served := map[string]bool{}
+	for i, k := range s.ServeAs {
+		f := fmt.Sprintf("spec.serveAs[%d]", i)
+		switch {
+		case k != ServeCatalogSource && k != ServeClusterCatalog:
+			c.fail(f, "%q must be %s or %s", k, ServeCatalogSource, ServeClusterCatalog)
+		case served[k]:
+			c.fail(f, "%s is listed twice", k)
+		}
+		served[k] = true
+	}
+	cc := s.ClusterCatalog
+	if !isDNSLabel(cc.Name) {
+		c.fail("spec.clusterCatalog.name", "%q must be an RFC 1123 label (lowercase a-z, 0-9, '-'; at most 63 characters)", cc.Name)
+	}
+	if cc.AvailabilityMode != "" && cc.AvailabilityMode != "Available" && cc.AvailabilityMode != "Unavailable" {
+		c.fail("spec.clusterCatalog.availabilityMode", "%q must be Available or Unavailable", cc.AvailabilityMode)
+	}
+	if cc.Priority < -2147483648 || cc.Priority > 2147483647 {
+		c.fail("spec.clusterCatalog.priority", "%d is outside the 32-bit range the API accepts", cc.Priority)
 	}
 }
 
@@ -235,6 +260,17 @@ func checkVersion(c objectCheck, f, s string) (semver.Version, bool) {
 func (v *validator) catalogConflicts(cats []*Catalog) {
 	targets := map[string]*Catalog{}
 	sources := map[string]*Catalog{}
+	clusterCatalogs := map[string]*Catalog{}
+	for _, cat := range cats {
+		if cat.Spec.Serves(ServeClusterCatalog) {
+			c := objectCheck{v, cat.Origin, KindCatalog, cat.Metadata.Name}
+			if prev, ok := clusterCatalogs[cat.Spec.ClusterCatalog.Name]; ok && prev.Metadata.Name != cat.Metadata.Name {
+				c.fail("spec.clusterCatalog.name", "Catalog/%s (%s:%d) already renders ClusterCatalog %s", prev.Metadata.Name, prev.Origin.File, prev.Origin.Line, cat.Spec.ClusterCatalog.Name)
+			} else {
+				clusterCatalogs[cat.Spec.ClusterCatalog.Name] = cat
+			}
+		}
+	}
 	for _, cat := range cats {
 		c := objectCheck{v, cat.Origin, KindCatalog, cat.Metadata.Name}
 		if t := normalizeTarget(cat.Spec.Target); t != "" {
@@ -274,6 +310,19 @@ func (v *validator) mirror(m *Mirror) {
 		c.fail("spec.maxPathComponents", "must not be negative")
 	} else if s.MaxPathComponents > 0 && s.MaxPathComponents <= nsDepth {
 		c.fail("spec.maxPathComponents", "%d leaves no room below the registry namespace %q (%d components); it must be greater than %d", s.MaxPathComponents, s.Registry, nsDepth, nsDepth)
+	}
+	if hub := s.OperatorHub; hub != nil {
+		names := map[string]bool{}
+		for i, src := range hub.Sources {
+			f := fmt.Sprintf("spec.operatorHub.sources[%d].name", i)
+			switch {
+			case !isDNSLabel(src.Name):
+				c.fail(f, "%q is not a CatalogSource name", src.Name)
+			case names[src.Name]:
+				c.fail(f, "%q is listed twice", src.Name)
+			}
+			names[src.Name] = true
+		}
 	}
 	seen := map[string]int{}
 	for i, p := range s.Platforms {
@@ -442,6 +491,48 @@ func checkImage(c objectCheck, f, ref string) {
 	}
 	if _, err := name.NewTag(ref, name.StrictValidation); err != nil {
 		c.fail(f, "%q is not a valid image reference (registry/repository:tag or @sha256:digest, registry named explicitly): %v", ref, err)
+	}
+}
+
+func checkImageOrOCI(c objectCheck, fsys fs.FS, f, ref string) {
+	if IsOCISource(ref) {
+		checkOCI(c, fsys, f, ref)
+		return
+	}
+	checkImage(c, f, ref)
+}
+
+// checkOCI checks an oci://DIR[:tag] reference: a tag that could be one,
+// and, for a directory inside the spec tree, an OCI layout there.
+// Absolute paths are the machine's business, as for local sources.
+func checkOCI(c objectCheck, fsys fs.FS, f, ref string) {
+	dir, tag := OCIPath(ref)
+	switch {
+	case dir == "":
+		c.fail(f, "%q names no directory: write oci://DIR[:tag] (a relative DIR is relative to this file)", ref)
+		return
+	case tag != "" && !ociTagRE.MatchString(tag):
+		c.fail(f, "%q: %q is not a valid tag", ref, tag)
+		return
+	}
+	rel, inTree := localPath(c.o, dir)
+	switch {
+	case inTree:
+		if _, err := fs.Stat(fsys, path.Join(rel, "index.json")); err != nil {
+			c.fail(f, "%q: no OCI image layout at %s in the spec tree (no index.json)", ref, rel)
+		}
+	case !strings.HasPrefix(dir, "/"):
+		c.fail(f, "%q leaves the spec directory; keep layouts inside the config repo or give an absolute path", ref)
+	}
+}
+
+var ociTagRE = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+
+func checkAddMode(c objectCheck, f, m string) {
+	switch m {
+	case "", AddModeReplaces, AddModeSemver, AddModeSemverSkipPatch:
+	default:
+		c.fail(f, "%q must be %s, %s or %s (the modes of opm index add --mode)", m, AddModeReplaces, AddModeSemver, AddModeSemverSkipPatch)
 	}
 }
 

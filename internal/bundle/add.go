@@ -42,8 +42,10 @@ func newProblem(kind error, format string, args ...any) error {
 	return &problem{kind: kind, msg: fmt.Sprintf(format, args...)}
 }
 
-// Add inserts bundle b into cfg where p places it, all or nothing: on error
-// cfg is unchanged, and the error lists every problem found.
+// Add inserts bundle b into cfg where p places it, in the default mode
+// (ModeReplaces), all or nothing: on error cfg is unchanged, and the error
+// lists every problem found. It is AddAll for one bundle; the edges it
+// infers are not returned.
 //
 // The package is created if it is missing, with p.DefaultChannel as its
 // default channel (or the bundle's only channel) and p.Icon. In an existing
@@ -59,118 +61,14 @@ func newProblem(kind error, format string, args ...any) error {
 // skip naming a bundle that is not in the channel is accepted, as opm
 // accepts it.
 func Add(cfg *fbc.DeclarativeConfig, b fbc.Bundle, p Placement) error {
-	if err := add(cfg, b, p); err != nil {
-		return fmt.Errorf("add bundle %q to package %q: %w", b.Name, b.Package, err)
-	}
-	return nil
-}
-
-func add(cfg *fbc.DeclarativeConfig, b fbc.Bundle, p Placement) error {
 	if cfg == nil {
 		return errors.New("no catalog")
 	}
-	version, probs := checkBundle(b, p)
-	channels := cleanChannels(p.Channels)
-	if len(channels) == 0 {
-		probs = append(probs, newProblem(ErrInvalid, "placement names no channel"))
+	a := newAdder(cfg)
+	if _, err := a.add(Addition{Bundle: b, Placement: p}); err != nil {
+		return fmt.Errorf("add bundle %q to package %q: %w", b.Name, b.Package, err)
 	}
-	entry := fbc.ChannelEntry{Name: b.Name, Replaces: p.Replaces, Skips: slices.Clone(p.Skips), SkipRange: p.SkipRange}
-	probs = append(probs, checkEntry(entry)...)
-	if len(probs) > 0 {
-		return errors.Join(probs...)
-	}
-
-	pkgIdx := slices.IndexFunc(cfg.Packages, func(x fbc.Package) bool { return x.Name == b.Package })
-
-	// The package's other bundles: names and versions must not repeat.
-	highest := true
-	for _, o := range cfg.Bundles {
-		if o.Package != b.Package {
-			continue
-		}
-		if o.Name == b.Name {
-			probs = append(probs, newProblem(ErrDuplicateName, "package %q already has a bundle named %q", b.Package, b.Name))
-			continue
-		}
-		ov, err := bundleVersion(o)
-		if err != nil {
-			continue // not ours to judge; opm validate will
-		}
-		if ov.String() == version.String() {
-			probs = append(probs, newProblem(ErrDuplicateVersion, "package %q already has version %s: bundle %q", b.Package, version, o.Name))
-		}
-		if ov.compare(version) >= 0 {
-			highest = false
-		}
-	}
-
-	// Channels: new entries, checked as opm validate checks them.
-	type change struct {
-		name    string
-		idx     int // in cfg.Channels, -1 for a new channel
-		entries []fbc.ChannelEntry
-	}
-	var changes []change
-	for _, name := range channels {
-		idx := slices.IndexFunc(cfg.Channels, func(c fbc.Channel) bool { return c.Package == b.Package && c.Name == name })
-		if idx < 0 {
-			changes = append(changes, change{name: name, idx: -1, entries: []fbc.ChannelEntry{entry}})
-			continue
-		}
-		old := cfg.Channels[idx].Entries
-		if slices.ContainsFunc(old, func(e fbc.ChannelEntry) bool { return e.Name == b.Name }) {
-			probs = append(probs, newProblem(ErrGraphConflict, "channel %q already has an entry %q", name, b.Name))
-			continue
-		}
-		entries := append(slices.Clip(old), entry)
-		if err := checkGraph(entries); err != nil {
-			probs = append(probs, graphProblem(name, old, entry, err))
-			continue
-		}
-		changes = append(changes, change{name: name, idx: idx, entries: entries})
-	}
-
-	// The package and its default channel.
-	var pkg fbc.Package
-	if pkgIdx >= 0 {
-		pkg = cfg.Packages[pkgIdx]
-		if p.DefaultChannel != "" && highest {
-			pkg.DefaultChannel = p.DefaultChannel
-		}
-	} else {
-		pkg = fbc.Package{Schema: fbc.SchemaPackage, Name: b.Package, DefaultChannel: p.DefaultChannel, Icon: p.Icon}
-		if pkg.DefaultChannel == "" && len(channels) == 1 {
-			pkg.DefaultChannel = channels[0]
-		}
-		if pkg.DefaultChannel == "" {
-			probs = append(probs, newProblem(ErrInvalid, "package %q is new and the bundle names no default channel among its channels %s", b.Package, strings.Join(channels, ", ")))
-		}
-	}
-	if pkg.DefaultChannel != "" && !slices.Contains(channels, pkg.DefaultChannel) &&
-		!slices.ContainsFunc(cfg.Channels, func(c fbc.Channel) bool { return c.Package == b.Package && c.Name == pkg.DefaultChannel }) {
-		probs = append(probs, newProblem(ErrGraphConflict, "default channel %q of package %q would not exist: the bundle's channels are %s", pkg.DefaultChannel, b.Package, strings.Join(channels, ", ")))
-	}
-	if len(probs) > 0 {
-		return errors.Join(probs...)
-	}
-
-	// Commit.
-	if pkgIdx >= 0 {
-		cfg.Packages[pkgIdx] = pkg
-	} else {
-		cfg.Packages = append(cfg.Packages, pkg)
-	}
-	for _, ch := range changes {
-		if ch.idx >= 0 {
-			cfg.Channels[ch.idx].Entries = ch.entries
-			continue
-		}
-		cfg.Channels = append(cfg.Channels, fbc.Channel{Schema: fbc.SchemaChannel, Name: ch.name, Package: b.Package, Entries: ch.entries})
-	}
-	if b.Schema == "" {
-		b.Schema = fbc.SchemaBundle
-	}
-	cfg.Bundles = append(cfg.Bundles, b)
+	a.commit(cfg)
 	return nil
 }
 
@@ -243,9 +141,9 @@ func checkEntry(e fbc.ChannelEntry) []error {
 
 // graphProblem explains why adding entry to a channel breaks its graph,
 // naming the entry it collides with where there is one.
-func graphProblem(channel string, old []fbc.ChannelEntry, entry fbc.ChannelEntry, err error) error {
+func graphProblem(old []fbc.ChannelEntry, entry fbc.ChannelEntry, err error) error {
 	if prev := checkGraph(old); prev != nil {
-		return newProblem(ErrGraphConflict, "channel %q: %v (the channel was already invalid: %v)", channel, err, prev)
+		return newProblem(ErrGraphConflict, "%v (the channel was already invalid: %v)", err, prev)
 	}
 	var hints []string
 	if entry.Replaces != "" {
@@ -265,9 +163,9 @@ func graphProblem(channel string, old []fbc.ChannelEntry, entry fbc.ChannelEntry
 		}
 	}
 	if len(hints) > 0 {
-		return newProblem(ErrGraphConflict, "channel %q: %v: %s", channel, err, strings.Join(hints, "; "))
+		return newProblem(ErrGraphConflict, "%v: %s", err, strings.Join(hints, "; "))
 	}
-	return newProblem(ErrGraphConflict, "channel %q: %v", channel, err)
+	return newProblem(ErrGraphConflict, "%v", err)
 }
 
 // cleanChannels trims names and drops empty and repeated ones.

@@ -240,9 +240,20 @@ func TestAdd(t *testing.T) {
 			wantErr: ErrGraphConflict, wantMsg: `multiple channel heads found in graph: p.v2, p.v3: "p.v2" already replaces "p.v1"`,
 		},
 		{
-			name: "no edge to the head makes two heads", default_: "stable", channels: base,
+			name: "no edges and newer than the head: replaces the head", default_: "stable", channels: base,
+			place:       Placement{Channels: []string{"stable"}},
+			wantDefault: "stable",
+			wantEntries: map[string][]string{"stable": {"p.v1", "p.v2<p.v1", "p.v3<p.v2"}},
+		},
+		{
+			name: "no edges and older than the head: names the mode to choose", default_: "stable", channels: map[string][]string{"stable": {"p.v1", "p.v5<p.v1"}},
 			place:   Placement{Channels: []string{"stable"}},
-			wantErr: ErrGraphConflict, wantMsg: `neither replaces nor skips the channel head "p.v2"`,
+			wantErr: ErrGraphConflict, wantMsg: `its version 1.0.3 is below the channel head "p.v5" (1.0.5), between "p.v1" and "p.v5"; in add mode "replaces" only a newer bundle can be placed without edges: set addMode to "semver"`,
+		},
+		{
+			name: "a skip but no edge to the head makes two heads", default_: "stable", channels: base,
+			place:   Placement{Channels: []string{"stable"}, Skips: []string{"p.v0"}},
+			wantErr: ErrGraphConflict, wantMsg: `does not replace or skip the channel head "p.v2"`,
 		},
 		{
 			name: "replacing a bundle outside the channel makes two heads", default_: "stable", channels: base,

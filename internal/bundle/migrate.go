@@ -208,3 +208,41 @@ func csvFromObjects(props []fbc.Property) ([]byte, error) {
 	}
 	return nil, nil
 }
+
+// FollowForm gives b, rendered with its bundle objects (the zero Options),
+// the property form of the catalog it is added to: olm.csv.metadata when
+// its package's bundles use it, olm.bundle.object when they keep their
+// objects (catalogs converted from SQLite indexes do), and for a package
+// the catalog does not have yet, the form most of the catalog's bundles
+// use (olm.csv.metadata in an empty catalog, as DefaultOptions renders).
+// A bundle without an image keeps its objects either way, as in opm.
+func FollowForm(cfg *fbc.DeclarativeConfig, b *fbc.Bundle) error {
+	var pkgCSV, pkgObj, allCSV, allObj int
+	for _, o := range cfg.Bundles {
+		if o.Image == "" {
+			continue // keeps its objects whatever the form
+		}
+		csv, obj := false, false
+		for _, p := range o.Properties {
+			csv = csv || p.Type == typeCSVMetadata
+			obj = obj || p.Type == typeBundleObject
+		}
+		switch {
+		case csv && o.Package == b.Package:
+			pkgCSV++
+		case obj && o.Package == b.Package:
+			pkgObj++
+		}
+		switch {
+		case csv:
+			allCSV++
+		case obj:
+			allObj++
+		}
+	}
+	objects := pkgObj > pkgCSV || (pkgObj+pkgCSV == 0 && allObj > allCSV)
+	if objects {
+		return nil
+	}
+	return migrateBundle(b)
+}

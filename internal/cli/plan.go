@@ -6,14 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ferry-gitops/ferry/gitsync"
 	"github.com/ferry-gitops/ferry/internal/catalogimage"
 	"github.com/ferry-gitops/ferry/internal/registry"
 	"github.com/ferry-gitops/ferry/internal/renderdir"
@@ -34,18 +34,18 @@ func (f *planFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.InsecureRegistry, "insecure-registry", nil, "registry host[:port] reached over plain HTTP or without TLS verification (repeatable); adds to the Mirror's insecureRegistries")
 }
 
-// planned is a computed plan with what it was computed from.
+// planned is a computed plan with the reconciler that computed it.
 type planned struct {
-	cfg      *spec.Config
-	plan     *reconcile.Plan
-	res      *reconcile.Result
-	obs      *reconcile.Observer
-	previous fs.FS // the previous render, nil if none
+	*reconcile.Planned
+	r *reconcile.Reconciler
 }
 
 // computePlan loads the spec in dir and computes the plan against the
-// previous render in dir's render directory.
-func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer) (*planned, error) {
+// previous render in dir's render directory. opts.CheckMirror asks the
+// mirror what it lacks (diff and --dry-run); a mirror that cannot be asked
+// (a laptop outside the disconnected network) is a warning: the catalog
+// part of the plan still stands.
+func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer, opts reconcile.Options) (*planned, error) {
 	cfg, err := spec.Load(os.DirFS(dir), spec.LoadOptions{Exclude: []string{f.RenderDir}})
 	if err != nil {
 		var invalid *spec.InvalidError
@@ -69,29 +69,21 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 	if err != nil {
 		return nil, &usageError{err}
 	}
-	obs := &reconcile.Observer{Registry: reg, SpecDir: dir, Limits: catalogimage.DefaultLimits()}
-	var previous fs.FS
-	if fi, err := os.Stat(filepath.Join(dir, f.RenderDir)); err == nil && fi.IsDir() {
-		previous = os.DirFS(filepath.Join(dir, f.RenderDir))
+	r := &reconcile.Reconciler{
+		Observer:       &reconcile.Observer{Registry: reg, SpecDir: dir, Limits: catalogimage.DefaultLimits()},
+		ClusterSkipped: clusterSkipped(),
+		Committer:      gitsync.WorkTree{Dir: dir},
+		Log:            slog.Default(),
 	}
-	plan, res, err := obs.Compute(ctx, cfg, previous)
+	opts.RenderDir = f.RenderDir
+	p, err := r.Plan(ctx, dir, cfg, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &planned{cfg: cfg, plan: plan, res: res, obs: obs, previous: previous}, nil
-}
-
-// checkMirror asks the mirror what it lacks, for diff and --dry-run. A
-// mirror that cannot be asked (a laptop outside the disconnected network)
-// is a warning: the catalog part of the plan still stands.
-func (p *planned) checkMirror(ctx context.Context, errOut io.Writer) {
-	if p.res.Mirror == nil {
-		return
+	if c := p.Plan.Copy; c != nil && c.Unchecked != "" {
+		fmt.Fprintf(errOut, "warning: %s; images to copy are not counted as changes\n", c.Unchecked)
 	}
-	p.plan.Copy = p.obs.CheckMirror(ctx, p.res.Mirror)
-	if p.plan.Copy.Unchecked != "" {
-		fmt.Fprintf(errOut, "warning: %s; images to copy are not counted as changes\n", p.plan.Copy.Unchecked)
-	}
+	return &planned{Planned: p, r: r}, nil
 }
 
 func writePlan(w io.Writer, plan *reconcile.Plan, format outputFormat) error {
@@ -128,15 +120,14 @@ files that would change. Exit codes follow kubectl diff: 0 nothing to do,
 			if err != nil {
 				return err
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{CheckMirror: true})
 			if err != nil {
 				return diffFailure(err)
 			}
-			p.checkMirror(cmd.Context(), cmd.ErrOrStderr())
-			if err := writePlan(cmd.OutOrStdout(), p.plan, output); err != nil {
+			if err := writePlan(cmd.OutOrStdout(), p.Plan, output); err != nil {
 				return diffFailure(err)
 			}
-			if p.plan.HasChanges() {
+			if p.Plan.HasChanges() {
 				return &exitError{code: 1}
 			}
 			return nil
@@ -177,17 +168,17 @@ It writes nowhere else: no registry, no cluster, no git.`,
 			if out == "" {
 				return &usageError{errors.New("-o OUTDIR is required")}
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{})
 			if err != nil {
 				return err
 			}
-			if err := renderdir.Write(out, p.res.Files); err != nil {
+			if err := renderdir.Write(out, p.Result.Files); err != nil {
 				return err
 			}
-			if err := p.plan.WriteText(cmd.OutOrStdout()); err != nil {
+			if err := p.Plan.WriteText(cmd.OutOrStdout()); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d file(s) to %s.\n", len(p.res.Files), out)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d file(s) to %s.\n", len(p.Result.Files), out)
 			return err
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -69,13 +70,12 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 			if err := checkProgress(f.Progress); err != nil {
 				return err
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr())
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{CheckMirror: f.DryRun})
 			if err != nil {
 				return err
 			}
 			if f.DryRun {
-				p.checkMirror(cmd.Context(), cmd.ErrOrStderr())
-				return writePlan(cmd.OutOrStdout(), p.plan, output)
+				return writePlan(cmd.OutOrStdout(), p.Plan, output)
 			}
 			if f.ToArchive != "" {
 				return f.export(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), p)
@@ -113,36 +113,31 @@ func defaultCacheDir() string {
 
 // apply executes the plan and reports what it did.
 func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, dir string, p *planned) error {
-	// A render directory Ferry must not write into is refused before
-	// anything is copied or pushed.
-	if err := renderdir.Check(filepath.Join(dir, f.RenderDir)); err != nil {
+	if err := p.Plan.WriteText(stdout); err != nil {
 		return err
 	}
-	if err := p.plan.WriteText(stdout); err != nil {
-		return err
-	}
-	opts := reconcile.ApplyOptions{Copy: engine.DefaultOptions(nil)}
-	opts.Copy.Concurrency = f.MaxPerRegistry
-	opts.Copy.Log = slog.Default()
+	opts := reconcile.Options{RenderDir: f.RenderDir, Apply: reconcile.ApplyOptions{Copy: engine.DefaultOptions(nil)}}
+	opts.Apply.Copy.Concurrency = f.MaxPerRegistry
+	opts.Apply.Copy.Log = slog.Default()
 	hints := f.hintsFile(p)
-	opts.Copy.BlobHints = loadHints(hints)
+	opts.Apply.Copy.BlobHints = loadHints(hints)
 	var bar *progress
-	if p.res.Mirror != nil {
-		if bar = newProgress(stderr, len(p.res.Mirror.CopyPairs()), f.Progress); bar != nil {
-			opts.Copy.Reporter = bar
+	if p.Result.Mirror != nil {
+		if bar = newProgress(stderr, len(p.Result.Mirror.CopyPairs()), f.Progress); bar != nil {
+			opts.Apply.Copy.Reporter = bar
 		}
 	}
-	out, err := p.obs.Apply(ctx, p.res, p.previous, opts)
+	if !f.Commit {
+		p.r.Committer = nil
+	}
+	out, err := p.r.Apply(ctx, p.Planned, opts)
 	bar.stop()
 	if out != nil {
 		saveHints(hints, out.Copy, out.CatalogCopy)
 		writeOutcome(stdout, out)
 	}
 	var held *reconcile.HeldError
-	if err != nil && !errors.As(err, &held) {
-		return err
-	}
-	if held != nil {
+	if errors.As(err, &held) {
 		for _, e := range held.Failed {
 			fmt.Fprintf(stderr, "failed: %v\n", e)
 		}
@@ -153,60 +148,61 @@ func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, di
 			fmt.Fprintf(stderr, "held back: Catalog/%s keeps its previous render: %s\n", c.Name, c.Held)
 		}
 	}
-	var files map[string][]byte // nil: nothing changed, leave the render as it is
-	if p.plan.HasChanges() || held != nil {
-		files = out.Files
+	if out != nil {
+		writeRenderOutcome(stdout, filepath.Join(dir, f.RenderDir), out)
 	}
-	if err := f.writeRender(stdout, dir, files, out.CommitMessage(p.plan, p.previous)); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, clusterStep())
-	if held != nil {
-		return held
-	}
-	return nil
+	return err
 }
 
-// writeRender writes files (nil: leave the render directory as it is) into
-// DIR's render directory and commits it when DIR is in a git work tree.
+// writeRenderOutcome says what happened to the render directory.
+func writeRenderOutcome(w io.Writer, renderDir string, out *reconcile.Outcome) {
+	switch c := out.Commit; {
+	case c == nil && out.Written:
+		fmt.Fprintf(w, "Render: %s written; not committed (--commit=false).\n", renderDir)
+	case c == nil:
+		fmt.Fprintf(w, "Render: %s unchanged.\n", renderDir)
+	case c.Skipped != "":
+		fmt.Fprintf(w, "Render: %s written; %s, nothing committed.\n", renderDir, c.Skipped)
+	case c.Hash == "":
+		fmt.Fprintf(w, "Render: %s unchanged; nothing to commit.\n", renderDir)
+	default:
+		fmt.Fprintf(w, "Render: committed %d file(s) in %s as %s.\n", len(c.Files), renderDir, c.Hash[:12])
+	}
+}
+
+// writeRender writes files into DIR's render directory and commits it when
+// DIR is in a git work tree (ferry import).
 func (f *reconcileFlags) writeRender(stdout io.Writer, dir string, files map[string][]byte, message string) error {
 	renderDir := filepath.Join(dir, f.RenderDir)
-	if files != nil {
-		if err := renderdir.Write(renderDir, files); err != nil {
-			return err
+	if err := renderdir.Write(renderDir, files); err != nil {
+		return err
+	}
+	out := &reconcile.Outcome{Written: true}
+	if f.Commit {
+		c, err := gitsync.WorkTree{Dir: dir}.Commit(context.Background(), renderDir, message)
+		if err != nil {
+			return fmt.Errorf("commit %s: %w", renderDir, err)
 		}
+		out.Commit = &c
 	}
-	if !f.Commit {
-		return nil
-	}
-	c, err := gitsync.Commit(dir, renderDir, message)
-	switch {
-	case errors.Is(err, gitsync.ErrNotWorkTree):
-		fmt.Fprintf(stdout, "Render: %s written; not a git work tree, nothing committed.\n", renderDir)
-	case err != nil:
-		return fmt.Errorf("commit %s: %w", renderDir, err)
-	case c.Hash.IsZero():
-		fmt.Fprintf(stdout, "Render: %s unchanged; nothing to commit.\n", renderDir)
-	default:
-		fmt.Fprintf(stdout, "Render: committed %d file(s) in %s as %s.\n", len(c.Files), renderDir, c.Hash.String()[:12])
-	}
+	writeRenderOutcome(stdout, renderDir, out)
 	return nil
 }
 
 // export is mirror-to-disk: the plan's images, catalogs and render go into
 // an archive; nothing else is written.
 func (f *reconcileFlags) export(ctx context.Context, stdout, stderr io.Writer, p *planned) error {
-	if err := p.plan.WriteText(stdout); err != nil {
+	if err := p.Plan.WriteText(stdout); err != nil {
 		return err
 	}
 	a := airgap.ExportOptions{Path: f.ToArchive, Since: f.Since, Concurrency: f.MaxPerRegistry, Log: slog.Default()}
-	if p.res.Mirror != nil {
-		if bar := newProgress(stderr, len(p.res.Mirror.CopyPairs()), f.Progress); bar != nil {
+	if p.Result.Mirror != nil {
+		if bar := newProgress(stderr, len(p.Result.Mirror.CopyPairs()), f.Progress); bar != nil {
 			a.Reporter = bar
 			defer bar.stop()
 		}
 	}
-	rep, err := p.obs.Export(ctx, p.res, reconcile.ExportOptions{Archive: a})
+	rep, err := p.r.Observer.Export(ctx, p.Result, reconcile.ExportOptions{Archive: a})
 	if err != nil {
 		var ee *airgap.ExportError
 		if errors.As(err, &ee) {
@@ -224,10 +220,25 @@ func (f *reconcileFlags) export(ctx context.Context, stdout, stderr io.Writer, p
 	return nil
 }
 
-// writeOutcome prints what was copied and pushed.
+// writeOutcome prints what was copied, pushed and applied.
 func writeOutcome(w io.Writer, out *reconcile.Outcome) {
 	for _, rep := range []*engine.Report{out.Copy, out.CatalogCopy} {
 		writeCopyReport(w, rep)
+	}
+	if so := out.Samples; so != nil && so.Copy != nil {
+		s := so.Copy.Stats
+		fmt.Fprintf(w, "Samples: %d image(s): %d present, %d copied, %d failed.\n", s.Images, s.ImagesPresent, s.ImagesCopied, s.ImagesFailed)
+		streams := make([]string, 0, len(so.Skipped))
+		for st := range so.Skipped {
+			streams = append(streams, st)
+		}
+		sort.Strings(streams)
+		for _, st := range streams {
+			fmt.Fprintf(w, "Samples: imagestream %s added to skippedImagestreams: %s\n", st, so.Skipped[st])
+		}
+	}
+	if out.Cluster != nil {
+		_ = out.Cluster.WriteText(w)
 	}
 	for _, c := range out.Catalogs {
 		switch {
@@ -252,16 +263,15 @@ func writeCopyReport(w io.Writer, rep *engine.Report) {
 		s.BlobsUploaded, reconcile.FormatBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsPresent, rep.Duration.Round(1e7))
 }
 
-// clusterStep says what happened to the cluster. Applying objects to a
-// cluster is not built yet; the rendered manifests are ready for oc apply
-// or a GitOps tool.
-func clusterStep() string {
+// clusterSkipped says why the cluster step cannot run; applying objects
+// to a cluster is not wired yet.
+func clusterSkipped() string {
 	if os.Getenv("KUBECONFIG") == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
 		if home, err := os.UserHomeDir(); err != nil || !exists(filepath.Join(home, ".kube", "config")) {
-			return "Cluster: no kubeconfig and not in a cluster; cluster step skipped."
+			return "no kubeconfig and not in a cluster"
 		}
 	}
-	return "Cluster: applying to the cluster is not built yet; apply the render directory with oc apply or a GitOps tool."
+	return "applying to the cluster is not built yet; apply the render directory with oc apply or a GitOps tool"
 }
 
 func exists(p string) bool {
@@ -272,10 +282,10 @@ func exists(p string) bool {
 // hintsFile is where blob locations in this Mirror's registry are kept,
 // "" when there is no Mirror or no cache directory.
 func (f *reconcileFlags) hintsFile(p *planned) string {
-	if f.CacheDir == "" || p.res.Mirror == nil {
+	if f.CacheDir == "" || p.Result.Mirror == nil {
 		return ""
 	}
-	host, _, _ := strings.Cut(p.res.Mirror.Mirror.Registry, "/")
+	host, _, _ := strings.Cut(p.Result.Mirror.Mirror.Registry, "/")
 	return filepath.Join(f.CacheDir, "blobs", strings.NewReplacer(":", "_", "/", "_").Replace(host)+".json")
 }
 

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/ferry-gitops/ferry/internal/testenv"
-	"github.com/ferry-gitops/ferry/reconcile"
+	"github.com/ferry-gitops/ferry/render"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
@@ -53,8 +53,8 @@ func owned(obj *unstructured.Unstructured) *unstructured.Unstructured {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[reconcile.LabelManagedBy] = reconcile.LabelManagedByVal
-	labels[reconcile.LabelInstance] = "test"
+	labels[render.LabelManagedBy] = render.LabelManagedByVal
+	labels[render.LabelInstance] = "test"
 	obj.SetLabels(labels)
 	return obj
 }

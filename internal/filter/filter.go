@@ -25,6 +25,12 @@ import (
 // it needs — returns an *Error listing every problem and no catalog. Filter
 // never returns a catalog that opm's validation rules reject.
 func Filter(cfg *fbc.DeclarativeConfig, s spec.CatalogSpec) (*fbc.DeclarativeConfig, *Report, error) {
+	return FilterWith(cfg, s, Options{})
+}
+
+// FilterWith is Filter with Options: bundles to keep whatever the
+// selection.
+func FilterWith(cfg *fbc.DeclarativeConfig, s spec.CatalogSpec, opts Options) (*fbc.DeclarativeConfig, *Report, error) {
 	if cfg == nil {
 		return nil, nil, errors.New("filter catalog: no catalog")
 	}
@@ -51,6 +57,7 @@ func Filter(cfg *fbc.DeclarativeConfig, s spec.CatalogSpec) (*fbc.DeclarativeCon
 			st.selectPackage(sp)
 		}
 	}
+	st.keep(opts, whole)
 	// A duplicate blob in a package nobody selected is not our concern.
 	for _, p := range indexProblems {
 		if whole || st.kept[p.Package] != nil {

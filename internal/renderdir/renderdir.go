@@ -25,7 +25,7 @@ import (
 // Owned are the top-level entries of a render directory that Ferry owns:
 // each write replaces them whole, so files of removed packages or catalogs
 // do not linger. Anything else in the directory is the user's.
-var Owned = []string{"catalogs", "mirror", "samples", "ferry.lock.yaml"}
+var Owned = []string{"catalogs", "mirror", "samples", "cluster", "ferry.lock.yaml"}
 
 // UnsafePathError refuses a render directory Ferry must not write into.
 type UnsafePathError struct {

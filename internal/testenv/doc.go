@@ -8,7 +8,9 @@
 //     binary because it costs seconds to start. Its audit log (AuditMark,
 //     AuditEvents, As) tells what the server received, per user;
 //     SamplesConfigMap plays the Cluster Samples Operator's part.
-//   - StartGitServer: git http-backend behind net/http/cgi with basic auth.
+//   - StartGitServer: git http-backend behind net/http/cgi with basic auth
+//     (optionally TLS or a bearer token), a request log and hooks;
+//     GitServer.StartSSH serves the same repositories over SSH.
 //   - Tool, OPM, RunOPM, Skopeo, RunSkopeo: the external validators.
 //
 // Binaries come from hack/tools.sh, which builds or installs them once and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/pem"
 	"fmt"
 	"log"
 	"net/http"
@@ -11,8 +12,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -23,6 +27,23 @@ type GitOptions struct {
 	// NoAuth serves repositories without basic auth. The default is auth on,
 	// because a GitOps source that needs no credentials is the exception.
 	NoAuth bool
+	// TLS serves https with a certificate of its own CA (GitServer.CACert),
+	// which no system trust store holds.
+	TLS bool
+	// BearerToken also accepts "Authorization: Bearer GitServer.Token", as
+	// Bitbucket and Azure DevOps do for access tokens.
+	BearerToken bool
+}
+
+// GitRequest is one HTTP request the git server answered.
+type GitRequest struct {
+	Method string
+	// Path is the URL path, e.g. /fleet.git/info/refs; Service is the
+	// service query parameter or the last path element:
+	// git-upload-pack (fetch, ls-remote) or git-receive-pack (push).
+	Path, Service string
+	// Status is the HTTP status of the answer.
+	Status int
 }
 
 // GitServer is real git (git http-backend, the smart HTTP protocol) behind a
@@ -36,11 +57,18 @@ type GitServer struct {
 	Username, Password string
 	// Root is GIT_PROJECT_ROOT, the directory holding the bare repositories.
 	Root string
+	// Token is the bearer token accepted with GitOptions.BearerToken.
+	Token string
+	// CACert is the PEM certificate to trust with GitOptions.TLS.
+	CACert []byte
 
 	t       testing.TB
 	git     string
 	env     []string
 	logPath string
+
+	mu       sync.Mutex
+	requests []GitRequest
 }
 
 // StartGitServer starts a git server for the duration of the test. It is
@@ -62,7 +90,7 @@ func StartGitServer(t testing.TB, opts GitOptions) *GitServer {
 		}
 	}
 	// Keep the developer's ~/.gitconfig and /etc/gitconfig (signing, hooks,
-	// default branch) out of both the server and the helpers.
+	// default branch) out of both the server and the git commands below.
 	s.env = []string{
 		"HOME=" + home,
 		"GIT_CONFIG_NOSYSTEM=1",
@@ -81,9 +109,18 @@ func StartGitServer(t testing.TB, opts GitOptions) *GitServer {
 	// Clipped so the per-request append below allocates instead of racing
 	// on shared capacity.
 	backendEnv := slices.Clip(append([]string{"GIT_PROJECT_ROOT=" + s.Root, "GIT_HTTP_EXPORT_ALL=1"}, s.env...))
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, pass, ok := r.BasicAuth()
-		if !opts.NoAuth && (!ok || !equal(user, s.Username) || !equal(pass, s.Password)) {
+	if opts.BearerToken {
+		s.Token = rand.Text()
+	}
+	handler := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
+		defer s.record(r, w)
+		user, pass, basic := r.BasicAuth()
+		authed := basic && equal(user, s.Username) && equal(pass, s.Password)
+		if bearer, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found && opts.BearerToken && equal(bearer, s.Token) {
+			authed, user = true, "bearer"
+		}
+		if !opts.NoAuth && !authed {
 			w.Header().Set("WWW-Authenticate", `Basic realm="ferry-test"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
@@ -103,7 +140,13 @@ func StartGitServer(t testing.TB, opts GitOptions) *GitServer {
 		}
 		h.ServeHTTP(w, r)
 	})
-	srv := httptest.NewServer(handler)
+	srv := httptest.NewUnstartedServer(handler)
+	if opts.TLS {
+		srv.StartTLS()
+		s.CACert = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	} else {
+		srv.Start()
+	}
 	s.URL = srv.URL
 	t.Cleanup(func() {
 		srv.Close()
@@ -112,6 +155,24 @@ func StartGitServer(t testing.TB, opts GitOptions) *GitServer {
 		}
 	})
 	return s
+}
+
+func (s *GitServer) record(r *http.Request, w *statusWriter) {
+	service := r.URL.Query().Get("service")
+	if service == "" {
+		service = path.Base(r.URL.Path)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, GitRequest{Method: r.Method, Path: r.URL.Path, Service: service, Status: w.status})
+}
+
+// Requests returns every request answered so far, in order: tests count
+// them to prove what a client did (one ls-remote, no fetch, no push).
+func (s *GitServer) Requests() []GitRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
 }
 
 func equal(a, b string) bool {
@@ -157,6 +218,53 @@ func (s *GitServer) Seed(name string, files map[string]string) string {
 	s.mustGit(work, "commit", "--quiet", "--allow-empty", "-m", "seed "+name)
 	s.mustGit(work, "push", "--quiet", s.BareDir(name), "main")
 	return url
+}
+
+// Commit adds one commit on branch of repository name, made and pushed by
+// the git CLI as another writer would: files (path -> content) are
+// written, paths in remove are deleted. It returns the new commit's hash.
+func (s *GitServer) Commit(name, branch, message string, files map[string]string, remove ...string) string {
+	s.t.Helper()
+	work := s.t.TempDir()
+	s.mustGit("", "clone", "--quiet", "--branch", branch, s.BareDir(name), work)
+	for p, content := range files {
+		full := filepath.Join(work, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	for _, p := range remove {
+		s.mustGit(work, "rm", "--quiet", "-r", p)
+	}
+	s.mustGit(work, "add", "--all")
+	s.mustGit(work, "commit", "--quiet", "--allow-empty", "-m", message)
+	s.mustGit(work, "push", "--quiet", "origin", branch)
+	return strings.TrimSpace(s.mustGit(work, "rev-parse", "HEAD"))
+}
+
+// Rev returns the commit branch of repository name points to on the
+// server, read by the git CLI ("" when the branch does not exist).
+func (s *GitServer) Rev(name, branch string) string {
+	s.t.Helper()
+	out, err := s.Git("", "--git-dir", s.BareDir(name), "rev-parse", "--verify", "--quiet", "refs/heads/"+branch)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
+// Hook installs an executable hook (e.g. "pre-receive") in repository
+// name: a shell script body run by the server's git, to refuse a push or to
+// act as another writer in the middle of one.
+func (s *GitServer) Hook(name, hook, script string) {
+	s.t.Helper()
+	p := filepath.Join(s.BareDir(name), "hooks", hook)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // Auth returns the credentials for go-git's HTTP transport (nil with

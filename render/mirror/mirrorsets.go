@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	"go.yaml.in/yaml/v3"
 
@@ -33,6 +34,8 @@ type Options struct {
 	NamePrefix string
 	// MaxObjectBytes bounds each object's YAML and JSON encodings.
 	MaxObjectBytes int
+	// Labels are put on every object (ownership labels).
+	Labels map[string]string
 }
 
 // DefaultOptions names objects ferry-N and splits them at 250000 bytes.
@@ -98,6 +101,9 @@ func objects(kind string, entries []entry, opts Options) ([]object, error) {
 	}
 	mk := func(i int, es []entry) object {
 		o := object{Kind: kind, Metadata: objectMeta{Name: fmt.Sprintf("%s-%d", opts.NamePrefix, i)}}
+		if len(opts.Labels) > 0 {
+			o.Metadata.Labels = maps.Clone(opts.Labels)
+		}
 		switch kind {
 		case spec.ObjectIDMS:
 			o.APIVersion, o.Spec.ImageDigestMirrors = ConfigAPIVersion, es
@@ -105,7 +111,10 @@ func objects(kind string, entries []entry, opts Options) ([]object, error) {
 			o.APIVersion, o.Spec.ImageTagMirrors = ConfigAPIVersion, es
 		case spec.ObjectICSP:
 			o.APIVersion, o.Spec.RepositoryDigestMirrors = OperatorAPIVersion, es
-			o.Metadata.Labels = map[string]string{CatalogLabel: "true"}
+			if o.Metadata.Labels == nil {
+				o.Metadata.Labels = map[string]string{}
+			}
+			o.Metadata.Labels[CatalogLabel] = "true"
 		}
 		return o
 	}
