@@ -57,6 +57,9 @@ kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$kube_version -X
 tool_path() {
   case $1 in
     kube-apiserver) build kube-apiserver kube k8s.io/kubernetes/cmd/kube-apiserver 0 "$kube_ldflags" ;;
+    # kubectl of the same release, what `kubectl apply --server-side` users run;
+    # the cluster benchmark puts Ferry next to it (internal/cluster).
+    kubectl) build kubectl kubectl k8s.io/kubernetes/cmd/kubectl 0 "$kube_ldflags" ;;
     etcd) build etcd etcd go.etcd.io/etcd/server/v3 0 "-s -w" ;;
     # opm needs cgo for its SQLite driver; the tags are the ones upstream builds
     # with (openpgp in Go instead of libgpgme, SQLite JSON functions).
@@ -76,7 +79,7 @@ case ${1:-all} in
   path) tool_path "$2" ;;
   all)
     install_apt
-    for t in etcd opm catalog-query crane kube-apiserver; do tool_path "$t" >/dev/null; done
+    for t in etcd opm catalog-query crane kube-apiserver kubectl; do tool_path "$t" >/dev/null; done
     log "all tools ready in $tools_dir"
     ;;
   *) log "usage: $0 [all | path NAME]"; exit 2 ;;

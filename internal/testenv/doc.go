@@ -5,7 +5,9 @@
 //     optionally behind htpasswd basic auth.
 //   - StartKube: etcd plus kube-apiserver built from source, with every CRD in
 //     testdata/crds installed; SharedKube hands one instance to a whole test
-//     binary because it costs seconds to start.
+//     binary because it costs seconds to start. Its audit log (AuditMark,
+//     AuditEvents, As) tells what the server received, per user;
+//     SamplesConfigMap plays the Cluster Samples Operator's part.
 //   - StartGitServer: git http-backend behind net/http/cgi with basic auth
 //     (optionally TLS or a bearer token), a request log and hooks;
 //     GitServer.StartSSH serves the same repositories over SSH.

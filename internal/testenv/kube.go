@@ -37,6 +37,9 @@ type Kube struct {
 	Kubeconfig string
 	// Dir holds the certificates, etcd data and both servers' logs.
 	Dir string
+	// AuditLog is the API server's audit log: one JSON event per request,
+	// written before the response is sent (see AuditEvents).
+	AuditLog string
 
 	config  *rest.Config
 	dynamic dynamic.Interface
@@ -191,6 +194,11 @@ func (k *Kube) startAPIServer(lc lifecycle, bin, etcdURL string, pki *kubePKI) e
 	if err := os.WriteFile(tokenFile, []byte(token+`,ferry-admin,ferry-admin,"system:masters"`+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write token file: %w", err)
 	}
+	auditPolicy := filepath.Join(k.Dir, "audit-policy.yaml")
+	if err := os.WriteFile(auditPolicy, []byte(auditPolicyYAML), 0o644); err != nil {
+		return fmt.Errorf("write audit policy: %w", err)
+	}
+	k.AuditLog = filepath.Join(k.Dir, "audit.log")
 	logPath := filepath.Join(k.Dir, "kube-apiserver.log")
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
@@ -220,6 +228,14 @@ func (k *Kube) startAPIServer(lc lifecycle, bin, etcdURL string, pki *kubePKI) e
 			// and a loopback address is not valid in one.
 			"--endpoint-reconciler-type=none",
 			"--profiling=false",
+			// Every request is logged at Metadata level (verb, resource,
+			// name, URI, user; no bodies, so no secrets), synchronously: in
+			// blocking mode an event is on disk before its response is
+			// sent, so a test reads what it just did (AuditEvents).
+			"--audit-policy-file="+auditPolicy,
+			"--audit-log-path="+k.AuditLog,
+			"--audit-log-mode=blocking",
+			"--audit-log-format=json",
 			"--v=1",
 		)
 		if err != nil {
