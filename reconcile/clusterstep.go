@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -266,6 +267,14 @@ type clusterState struct {
 	owned []*unstructured.Unstructured
 	subs  []Subscription
 	exts  []Extension
+	// diffed is what planning found for each object it diffed, so Apply
+	// does not ask again for an object that did not change since.
+	diffed map[string]diffed
+}
+
+type diffed struct {
+	obj    *unstructured.Unstructured
+	action Action
 }
 
 // planCluster observes the cluster (one LIST per kind) and computes the
@@ -295,7 +304,7 @@ func (r *Reconciler) planCluster(ctx context.Context, p *Planned, opts Options) 
 // observeCluster lists every kind Ferry applies, and the workloads its
 // guard checks: one LIST per kind, whatever the number of objects.
 func (r *Reconciler) observeCluster(ctx context.Context, desired []*object, instance string) (*clusterState, error) {
-	st := &clusterState{live: map[string]*unstructured.Unstructured{}, served: map[schema.GroupVersionKind]bool{}}
+	st := &clusterState{live: map[string]*unstructured.Unstructured{}, served: map[schema.GroupVersionKind]bool{}, diffed: map[string]diffed{}}
 	wanted := map[schema.GroupVersionKind]bool{}
 	for _, o := range desired {
 		wanted[o.gvk] = true
@@ -370,6 +379,12 @@ func (r *Reconciler) diffObjects(ctx context.Context, p *Planned, st *clusterSta
 			}
 		case err != nil:
 			return nil, fmt.Errorf("%s: %w", c, err)
+		}
+		if err == nil {
+			st.diffed[o.key()] = diffed{obj: o.obj, action: action}
+		}
+		switch {
+		case c.Action == ObjectConflict:
 		case action == Create:
 			c.Action = ObjectCreate
 		case action == Update:
@@ -532,10 +547,10 @@ func (r *Reconciler) applyCluster(ctx context.Context, p *Planned, opts Options,
 			c.Action = ObjectBreaking
 			problem = fmt.Sprintf("%s not applied: breaking (%s); --allow-breaking applies it", c, strings.Join(pc.Reasons, "; "))
 		case o.gvk == GVKSamplesConfig:
-			c, problem = r.applySamples(ctx, c, o, p.cluster.live[o.key()], opts)
+			c, problem = r.applySamples(ctx, c, o, p.cluster, opts)
 		default:
 			c.Allowed = pc.Allowed
-			c, applied, problem = r.applyObject(ctx, c, o, p.cluster.live[o.key()], opts)
+			c, applied, problem = r.applyObject(ctx, c, o, p.cluster, opts)
 		}
 		if problem != "" {
 			problems = append(problems, problem)
@@ -583,8 +598,18 @@ func (r *Reconciler) applyCluster(ctx context.Context, p *Planned, opts Options,
 // applyObject applies one object when it differs from live, and returns
 // its change, the object as stored (nil when nothing was written) and a
 // problem ("" when none).
-func (r *Reconciler) applyObject(ctx context.Context, c ObjectChange, o *object, live *unstructured.Unstructured, opts Options) (ObjectChange, *unstructured.Unstructured, string) {
-	action, err := r.Cluster.Diff(ctx, o.obj, live, opts.Cluster.ForceConflicts)
+//
+// An object planning diffed and that is the same now costs no second diff:
+// its planned action stands, so a changed object costs one write, and an
+// unchanged one nothing.
+func (r *Reconciler) applyObject(ctx context.Context, c ObjectChange, o *object, st *clusterState, opts Options) (ObjectChange, *unstructured.Unstructured, string) {
+	var action Action
+	var err error
+	if d, ok := st.diffed[o.key()]; ok && reflect.DeepEqual(d.obj.Object, o.obj.Object) {
+		action = d.action
+	} else {
+		action, err = r.Cluster.Diff(ctx, o.obj, st.live[o.key()], opts.Cluster.ForceConflicts)
+	}
 	var conflict *ConflictError
 	switch {
 	case errors.As(err, &conflict):

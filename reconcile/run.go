@@ -27,6 +27,10 @@ type Options struct {
 	Apply ApplyOptions
 	// Cluster configures the cluster step.
 	Cluster ClusterOptions
+	// NoClusterPlan reads from the cluster only what rendering needs (the
+	// samples operator's image list) and plans no cluster objects:
+	// `ferry render`.
+	NoClusterPlan bool
 }
 
 // ClusterOptions are the cluster step's settings, as kubectl names them.
@@ -124,8 +128,10 @@ func (r *Reconciler) Plan(ctx context.Context, dir string, cfg *spec.Config, opt
 	if err := r.planSamples(ctx, p); err != nil {
 		return nil, err
 	}
-	if err := r.planCluster(ctx, p, opts); err != nil {
-		return nil, err
+	if !opts.NoClusterPlan {
+		if err := r.planCluster(ctx, p, opts); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }

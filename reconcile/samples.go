@@ -22,17 +22,18 @@ import (
 // (removal done) → edit → Managed. Every stage is read back from the
 // cluster, so a run killed in the middle resumes the sequence instead of
 // leaving samples Removed.
-func (r *Reconciler) applySamples(ctx context.Context, c ObjectChange, o *object, live *unstructured.Unstructured, opts Options) (ObjectChange, string) {
+func (r *Reconciler) applySamples(ctx context.Context, c ObjectChange, o *object, st *clusterState, opts Options) (ObjectChange, string) {
+	live := st.live[o.key()]
 	want := o.obj
 	wantArch, _, _ := unstructured.NestedStringSlice(want.Object, "spec", "architectures")
 	wantState, _, _ := unstructured.NestedString(want.Object, "spec", "managementState")
 	if live == nil || wantState != spec.Managed || len(wantArch) == 0 {
-		c, _, problem := r.applyObject(ctx, c, o, live, opts)
+		c, _, problem := r.applyObject(ctx, c, o, st, opts)
 		return c, problem
 	}
 	liveArch, _, _ := unstructured.NestedStringSlice(live.Object, "spec", "architectures")
 	if sameSet(liveArch, wantArch) {
-		c, _, problem := r.applyObject(ctx, c, o, live, opts)
+		c, _, problem := r.applyObject(ctx, c, o, st, opts)
 		return c, problem
 	}
 	c.Action = ObjectConfigure

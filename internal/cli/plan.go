@@ -23,6 +23,7 @@ import (
 
 // planFlags are the flags of every command that computes a plan.
 type planFlags struct {
+	clusterFlags
 	RenderDir        string
 	RegistryConfig   string
 	InsecureRegistry []string
@@ -32,6 +33,7 @@ func (f *planFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.RenderDir, "render-dir", spec.DefaultRenderDir, "directory (relative to DIR) holding rendered output, never read as spec")
 	cmd.Flags().StringVarP(&f.RegistryConfig, "registry-config", "a", "", "registry credentials: a docker config.json or podman auth.json (default: $REGISTRY_AUTH_FILE, then the docker and podman defaults)")
 	cmd.Flags().StringSliceVar(&f.InsecureRegistry, "insecure-registry", nil, "registry host[:port] reached over plain HTTP or without TLS verification (repeatable); adds to the Mirror's insecureRegistries")
+	f.clusterFlags.add(cmd)
 }
 
 // planned is a computed plan with the reconciler that computed it.
@@ -78,9 +80,14 @@ func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Write
 	if err != nil {
 		return nil, &usageError{err}
 	}
+	kube, skipped, err := f.connect()
+	if err != nil {
+		return nil, err
+	}
 	r := &reconcile.Reconciler{
 		Observer:       &reconcile.Observer{Registry: reg, SpecDir: dir, Limits: catalogimage.DefaultLimits()},
-		ClusterSkipped: clusterSkipped(),
+		Cluster:        kube,
+		ClusterSkipped: skipped,
 		Committer:      gitsync.WorkTree{Dir: dir},
 		Log:            slog.Default(),
 	}
@@ -127,13 +134,16 @@ func writePlan(w io.Writer, plan *reconcile.Plan, format outputFormat) error {
 
 func newDiffCmd() *cobra.Command {
 	var f planFlags
+	var af applyFlags
 	output := outputText
 	cmd := &cobra.Command{
 		Use:   "diff [DIR]",
 		Short: "Show what a reconcile would change; exit 0 no changes, 1 changes pending, >1 error",
 		Long: `Computes the plan against the previous render (DIR's render directory) and prints
 it in catalog terms: packages, channels and heads, bundles added and removed,
-files that would change. Exit codes follow kubectl diff: 0 nothing to do,
+files that would change; with a cluster (--kubeconfig, $KUBECONFIG, in-cluster),
+each object as create / configure / unchanged / conflict / breaking /
+prunable, computed by server-side dry-run against the live objects. Exit codes follow kubectl diff: 0 nothing to do,
 1 changes pending, 2 invalid input, 3 failure (also when a catalog or an
 image could not be planned: the rest of the plan is printed).`,
 		Args: cobra.MaximumNArgs(1),
@@ -142,7 +152,7 @@ image could not be planned: the rest of the plan is printed).`,
 			if err != nil {
 				return err
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{CheckMirror: true})
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{CheckMirror: true, Cluster: af.options(0)})
 			if err != nil {
 				return diffFailure(err)
 			}
@@ -159,6 +169,7 @@ image could not be planned: the rest of the plan is printed).`,
 		},
 	}
 	f.add(cmd)
+	af.add(cmd)
 	cmd.Flags().VarP(&output, "output", "o", "output format: text, json or yaml")
 	return cmd
 }
@@ -201,7 +212,7 @@ rendered manifests as spec.`,
 			if err := checkOutputDir(dir, out, f.RenderDir); err != nil {
 				return err
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{})
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{NoClusterPlan: true})
 			if err != nil {
 				return err
 			}

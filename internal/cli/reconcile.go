@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +25,8 @@ import (
 // reconcileFlags are reconcile's own flags.
 type reconcileFlags struct {
 	planFlags
+	applyFlags
+	Wait           time.Duration
 	DryRun         bool
 	Commit         bool
 	MaxPerRegistry int
@@ -40,16 +43,27 @@ func newReconcileCmd() *cobra.Command {
 		Use:   "reconcile [DIR]",
 		Short: "Converge catalogs, mirror and cluster on the spec (--dry-run: print the plan only)",
 		Long: `Computes the plan — source catalogs read, filtered, extended with extra
-bundles, built into catalog images; the mirror's image set resolved — and
-applies it in a safe order:
+bundles, built into catalog images; the mirror's image set resolved; the
+cluster's objects compared (server-side dry-run) — and applies it in a safe
+order:
 
   1. copy every image of the image set the mirror lacks, by digest;
   2. push each built catalog image whose images are all in the mirror;
-  3. write the render directory (a catalog whose images are not all in the
-     mirror keeps its previous render, so no CatalogSource points at it);
-  4. commit the render directory when DIR is in a git work tree.
+  3. copy the sample images (Samples mirrorImages);
+  4. with a cluster (--kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster):
+     server-side apply as field manager "ferry" the mirror sets, OperatorHub,
+     then the CatalogSources / ClusterCatalogs of catalogs whose images are all
+     in the mirror (waiting --wait for each to serve), then the samples Config
+     (an architecture change goes Removed -> edit -> Managed), then prune
+     (--prune); a change that strands a Subscription or ClusterExtension is
+     not applied without --allow-breaking, a field another manager owns not
+     without --force-conflicts;
+  5. write the render directory (a catalog whose images are not all in the
+     mirror keeps its previous render, and mirror files list only what the
+     mirror holds);
+  6. commit the render directory when DIR is in a git work tree.
 
-Exit 0 when converged, 1 when anything failed (every failed image is listed;
+Exit 0 when converged, 1 when anything failed (every failure is listed;
 the next run picks up where this one stopped), 2 for invalid input (nothing
 is done). With --dry-run it prints the plan and changes nothing anywhere.
 
@@ -70,7 +84,7 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 			if err := checkProgress(f.Progress); err != nil {
 				return err
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{CheckMirror: f.DryRun})
+			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{CheckMirror: f.DryRun, Cluster: f.applyFlags.options(f.Wait)})
 			if err != nil {
 				return err
 			}
@@ -83,7 +97,9 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 			return p.finish(f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p))
 		},
 	}
-	f.add(cmd)
+	f.planFlags.add(cmd)
+	f.applyFlags.add(cmd)
+	cmd.Flags().DurationVar(&f.Wait, "wait", 5*time.Minute, "how long to wait for each changed CatalogSource (READY) or ClusterCatalog (Serving) to serve its new catalog; 0 does not wait")
 	cmd.Flags().BoolVar(&f.DryRun, "dry-run", false, "print the plan; change nothing anywhere")
 	cmd.Flags().VarP(&output, "output", "o", "plan output format with --dry-run: text, json or yaml")
 	cmd.Flags().BoolVar(&f.Commit, "commit", true, "commit the render directory when DIR is in a git work tree")
@@ -116,7 +132,7 @@ func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, di
 	if err := p.Plan.WriteText(stdout); err != nil {
 		return err
 	}
-	opts := reconcile.Options{RenderDir: f.RenderDir, Apply: reconcile.ApplyOptions{Copy: engine.DefaultOptions(nil)}}
+	opts := reconcile.Options{RenderDir: f.RenderDir, Apply: reconcile.ApplyOptions{Copy: engine.DefaultOptions(nil)}, Cluster: f.applyFlags.options(f.Wait)}
 	opts.Apply.Copy.Concurrency = f.MaxPerRegistry
 	opts.Apply.Copy.Log = slog.Default()
 	hints := f.hintsFile(p)
@@ -261,22 +277,6 @@ func writeCopyReport(w io.Writer, rep *engine.Report) {
 	fmt.Fprintf(w, "Mirror: %d image(s): %d present, %d copied, %d failed; blobs %d uploaded (%s), %d mounted, %d present; %s.\n",
 		s.Images, s.ImagesPresent, s.ImagesCopied, s.ImagesFailed,
 		s.BlobsUploaded, reconcile.FormatBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsPresent, rep.Duration.Round(1e7))
-}
-
-// clusterSkipped says why the cluster step cannot run; applying objects
-// to a cluster is not wired yet.
-func clusterSkipped() string {
-	if os.Getenv("KUBECONFIG") == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
-		if home, err := os.UserHomeDir(); err != nil || !exists(filepath.Join(home, ".kube", "config")) {
-			return "no kubeconfig and not in a cluster"
-		}
-	}
-	return "applying to the cluster is not built yet; apply the render directory with oc apply or a GitOps tool"
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 // hintsFile is where blob locations in this Mirror's registry are kept,

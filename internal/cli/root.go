@@ -31,7 +31,7 @@ catalog images, the mirror registry and the cluster on it.`,
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(newValidateCmd(), newRenderCmd(), newDiffCmd(), newReconcileCmd(), newImportCmd(), newVersionCmd())
+	root.AddCommand(newValidateCmd(), newRenderCmd(), newDiffCmd(), newReconcileCmd(), newImportCmd(), newInitCmd(), newVersionCmd())
 	return root
 }
 
