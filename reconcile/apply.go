@@ -23,6 +23,11 @@ type ApplyOptions struct {
 	// Copy configures the copy engine. Remotes defaults to the Observer's
 	// registry client and Platforms to the Mirror's.
 	Copy engine.Options
+	// Hold names catalogs to hold back whatever the copy does, with why:
+	// the cluster step found their change breaking. They keep their
+	// previous render, so a GitOps tool applying the render does not make
+	// the change either.
+	Hold map[string]string
 }
 
 // Outcome is what Apply did.
@@ -91,6 +96,9 @@ func (e *HeldError) Error() string {
 func (o *Observer) Apply(ctx context.Context, res *Result, previous fs.FS, opts ApplyOptions) (*Outcome, error) {
 	out := &Outcome{}
 	held := map[string]string{}
+	for name, why := range opts.Hold {
+		held[name] = why
+	}
 	var failed []*engine.ImageError
 	// A built catalog image whose target is outside the mirror is copied
 	// from its target, so after its push; everything else is copied first.

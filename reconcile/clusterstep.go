@@ -428,7 +428,7 @@ func (r *Reconciler) diffObjects(ctx context.Context, p *Planned, st *clusterSta
 				}
 			}
 		}
-		if len(c.Reasons) > 0 {
+		if len(c.Reasons) > 0 && opts.Cluster.Prune {
 			if opts.Cluster.AllowBreaking {
 				c.Allowed = true
 			} else {
@@ -537,15 +537,15 @@ func (r *Reconciler) applyCluster(ctx context.Context, p *Planned, opts Options,
 		var applied *unstructured.Unstructured
 		var problem string
 		switch {
+		case pc.Action == ObjectBreaking:
+			c.Action = ObjectBreaking
+			problem = fmt.Sprintf("%s not applied: breaking (%s); --allow-breaking applies it", c, strings.Join(pc.Reasons, "; "))
 		case o.catalog != "" && held[o.catalog]:
 			c.Action = ObjectHeld
 			c.Reasons = append(c.Reasons, "its catalog's images are not all in the mirror; the object keeps its previous state")
 		case o.catalog != "" && !mirrorSetsOK:
 			c.Action = ObjectHeld
 			c.Reasons = append(c.Reasons, "the mirror sets were not all applied; a catalog never moves before the mirror sets it pulls through")
-		case pc.Action == ObjectBreaking:
-			c.Action = ObjectBreaking
-			problem = fmt.Sprintf("%s not applied: breaking (%s); --allow-breaking applies it", c, strings.Join(pc.Reasons, "; "))
 		case o.gvk == GVKSamplesConfig:
 			c, problem = r.applySamples(ctx, c, o, p.cluster, opts)
 		default:

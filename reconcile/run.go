@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ferry-gitops/ferry/internal/renderdir"
@@ -211,8 +212,20 @@ func (r *Reconciler) Apply(ctx context.Context, p *Planned, opts Options) (*Outc
 	return out, failure
 }
 
-// applyRegistries copies the image set and pushes the catalog images.
+// applyRegistries copies the image set and pushes the catalog images. A
+// catalog whose change the guard found breaking is held back like one
+// whose images are missing.
 func (r *Reconciler) applyRegistries(ctx context.Context, p *Planned, opts Options, out *Outcome) error {
+	if c := p.Plan.Cluster; c != nil {
+		for _, o := range c.Objects {
+			if o.Action == ObjectBreaking && o.Catalog != "" && o.File != "" {
+				if opts.Apply.Hold == nil {
+					opts.Apply.Hold = map[string]string{}
+				}
+				opts.Apply.Hold[o.Catalog] = "breaking: " + strings.Join(o.Reasons, "; ")
+			}
+		}
+	}
 	o, err := r.Observer.Apply(ctx, p.Result, p.Previous, opts.Apply)
 	if o != nil {
 		out.Copy, out.CatalogCopy, out.Catalogs, out.Files = o.Copy, o.CatalogCopy, o.Catalogs, o.Files

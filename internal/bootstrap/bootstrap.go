@@ -61,7 +61,9 @@ type keptPackage struct {
 }
 
 type catalogUse struct {
-	name, image    string
+	// name is the object's; catalog the Catalog's, unique in the repository.
+	name, catalog  string
+	image          string
 	namespace      string
 	displayName    string
 	publisher      string
@@ -93,6 +95,22 @@ func FromCluster(ctx context.Context, c Reader, opts Options) (*Result, error) {
 		}
 	}
 	sort.Strings(names)
+	// Catalog names are unique in a config repository; two CatalogSources
+	// of one name in different namespaces (or a ClusterCatalog of the
+	// same name) get the namespace or kind appended.
+	taken := map[string]bool{}
+	for _, n := range names {
+		u := used[n]
+		u.catalog = u.name
+		if taken[u.catalog] {
+			if u.clusterCatalog {
+				u.catalog += "-clustercatalog"
+			} else {
+				u.catalog += "-" + u.namespace
+			}
+		}
+		taken[u.catalog] = true
+	}
 	mirror := map[string]any{
 		"apiVersion": spec.APIVersion, "kind": spec.KindMirror,
 		"metadata": map[string]any{"name": "mirror"},
@@ -115,7 +133,7 @@ func FromCluster(ctx context.Context, c Reader, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		res.Files["catalogs/"+used[n].name+".yaml"] = b
+		res.Files["catalogs/"+used[n].catalog+".yaml"] = b
 	}
 	sort.Strings(res.Notes)
 	return res, nil
@@ -369,7 +387,7 @@ func catalogDoc(u *catalogUse) ([]byte, error) {
 	}
 	doc := map[string]any{
 		"apiVersion": spec.APIVersion, "kind": spec.KindCatalog,
-		"metadata": map[string]any{"name": u.name},
+		"metadata": map[string]any{"name": u.catalog},
 		"spec":     s,
 	}
 	what := "CatalogSource " + u.namespace + "/" + u.name

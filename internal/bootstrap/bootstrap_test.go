@@ -76,7 +76,7 @@ func TestFromCluster(t *testing.T) {
 			sub("team-c", "strimzi", "strimzi-kafka-operator", "", "lab", "strimzi-cluster-operator.v0.45.0"),
 			sub("team-d", "gone", "gone", "alpha", "deleted-source", "gone.v1.0.0"),
 		},
-		reconcile.GVKCSV: {csv("openshift-logging", "cluster-logging.v6.2.1", "6.2.1"), csv("team-a", "etcd.v0.9.4", "0.9.4"), csv("team-b", "etcd.v0.9.2", "0.9.2")},
+		reconcile.GVKCSV:            {csv("openshift-logging", "cluster-logging.v6.2.1", "6.2.1"), csv("team-a", "etcd.v0.9.4", "0.9.4"), csv("team-b", "etcd.v0.9.2", "0.9.2")},
 		reconcile.GVKClusterCatalog: {obj(reconcile.GVKClusterCatalog, "", "operatorhubio", map[string]any{"spec": map[string]any{"source": map[string]any{"type": "Image", "image": map[string]any{"ref": "quay.io/operatorhubio/catalog@sha256:" + strings.Repeat("a", 64)}}}})},
 		reconcile.GVKClusterExtension: {obj(reconcile.GVKClusterExtension, "", "argocd", map[string]any{
 			"spec":   map[string]any{"source": map[string]any{"sourceType": "Catalog", "catalog": map[string]any{"packageName": "argocd-operator", "channels": []any{"alpha"}}}},
