@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ferry-gitops/ferry/gitsync"
-	"github.com/ferry-gitops/ferry/internal/catalogimage"
-	"github.com/ferry-gitops/ferry/internal/registry"
+	"github.com/ferry-gitops/ferry/internal/pipeline"
 	"github.com/ferry-gitops/ferry/internal/renderdir"
 	"github.com/ferry-gitops/ferry/reconcile"
 	"github.com/ferry-gitops/ferry/spec"
@@ -35,55 +32,37 @@ func (f *planFlags) add(cmd *cobra.Command) {
 }
 
 // planned is a computed plan with the reconciler that computed it.
-type planned struct {
-	*reconcile.Planned
-	r *reconcile.Reconciler
+type planned = pipeline.Planned
+
+// settings are the pipeline settings these flags describe.
+func (f *planFlags) settings(errOut io.Writer) pipeline.Settings {
+	cluster, skipped := clusterFor()
+	return pipeline.Settings{
+		RenderDir:        f.RenderDir,
+		RegistryConfig:   f.RegistryConfig,
+		InsecureRegistry: f.InsecureRegistry,
+		Cluster:          cluster,
+		ClusterSkipped:   skipped,
+		Commit:           true,
+		Log:              slog.Default(),
+		Diagnostics:      errOut,
+	}
 }
 
 // computePlan loads the spec in dir and computes the plan against the
-// previous render in dir's render directory. opts.CheckMirror asks the
-// mirror what it lacks (diff and --dry-run); a mirror that cannot be asked
-// (a laptop outside the disconnected network) is a warning: the catalog
-// part of the plan still stands.
+// previous render in dir's render directory, as every command that plans
+// does (pipeline.Plan).
 func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer, opts reconcile.Options) (*planned, error) {
-	cfg, err := spec.Load(os.DirFS(dir), spec.LoadOptions{Exclude: []string{f.RenderDir}})
-	if err != nil {
-		var invalid *spec.InvalidError
-		if errors.As(err, &invalid) {
-			for _, p := range invalid.Problems {
-				p.File = displayPath(dir, p.File)
-				fmt.Fprintln(errOut, p.String())
-			}
-		}
-		return nil, err
+	return f.plan(ctx, dir, f.settings(errOut), opts)
+}
+
+func (f *planFlags) plan(ctx context.Context, dir string, s pipeline.Settings, opts reconcile.Options) (*planned, error) {
+	p, err := pipeline.Plan(ctx, dir, s, opts)
+	var usage *pipeline.UsageError
+	if errors.As(err, &usage) {
+		return nil, &usageError{usage.Err}
 	}
-	for _, w := range cfg.Warnings {
-		w.File = displayPath(dir, w.File)
-		fmt.Fprintln(errOut, w.String())
-	}
-	insecure := append([]string(nil), f.InsecureRegistry...)
-	if cfg.Mirror != nil {
-		insecure = append(insecure, cfg.Mirror.Spec.InsecureRegistries...)
-	}
-	reg, err := registry.New(registry.Options{AuthFile: f.RegistryConfig, Insecure: insecure})
-	if err != nil {
-		return nil, &usageError{err}
-	}
-	r := &reconcile.Reconciler{
-		Observer:       &reconcile.Observer{Registry: reg, SpecDir: dir, Limits: catalogimage.DefaultLimits()},
-		ClusterSkipped: clusterSkipped(),
-		Committer:      gitsync.WorkTree{Dir: dir},
-		Log:            slog.Default(),
-	}
-	opts.RenderDir = f.RenderDir
-	p, err := r.Plan(ctx, dir, cfg, opts)
-	if err != nil {
-		return nil, err
-	}
-	if c := p.Plan.Copy; c != nil && c.Unchecked != "" {
-		fmt.Fprintf(errOut, "warning: %s; images to copy are not counted as changes\n", c.Unchecked)
-	}
-	return &planned{Planned: p, r: r}, nil
+	return p, err
 }
 
 func writePlan(w io.Writer, plan *reconcile.Plan, format outputFormat) error {
