@@ -72,3 +72,7 @@ func redactText(s string) string {
 		return sub[2] + "REDACTED"
 	})
 }
+
+// RedactText removes credentials from any message the way the copy engine
+// does for its own: the daemon's logs, status and events use it too.
+func RedactText(s string) string { return redactText(s) }
