@@ -462,9 +462,9 @@ func (d *Daemon) stall(ctx context.Context, rev string, s *StalledError, res *Re
 	msg := engine.RedactText(s.Error())
 	d.log.Error("desired state is invalid; waiting for it to change", "revision", rev, "reason", s.Reason, "err", msg)
 	d.update(ctx, func(st *Status) {
-		st.set(ConditionReady, metav1.ConditionFalse, s.Reason, firstLine(msg), now)
+		st.set(ConditionReady, metav1.ConditionFalse, s.Reason, oneLine(msg), now)
 		st.set(ConditionReconciling, metav1.ConditionFalse, s.Reason, "", now)
-		st.set(ConditionStalled, metav1.ConditionTrue, s.Reason, msg, now)
+		st.set(ConditionStalled, metav1.ConditionTrue, s.Reason, oneLine(msg), now)
 		st.LastReconcileTime = ptrTime(now)
 		st.LastDuration = elapsed.Round(time.Millisecond).String()
 		st.LastError = msg
@@ -485,7 +485,7 @@ func (d *Daemon) failed(ctx context.Context, rev string, err error, reason strin
 	msg := engine.RedactText(err.Error())
 	d.log.Error("reconcile failed", "revision", rev, "failures", d.failures, "retry_in", wait, "err", msg)
 	d.update(ctx, func(st *Status) {
-		st.set(ConditionReady, metav1.ConditionFalse, reason, firstLine(msg), now)
+		st.set(ConditionReady, metav1.ConditionFalse, reason, oneLine(msg), now)
 		st.set(ConditionReconciling, metav1.ConditionFalse, reason, fmt.Sprintf("retrying in %s", wait), now)
 		st.set(ConditionStalled, metav1.ConditionFalse, reason, "", now)
 		st.LastReconcileTime = ptrTime(now)
@@ -600,6 +600,21 @@ func joinTriggers(ts []Trigger) string {
 		s[i] = string(t)
 	}
 	return strings.Join(s, ",")
+}
+
+// oneLine folds a multi-line message ("invalid input: 2 problem(s)" and
+// the problems) into one line for a condition, bounded as condition
+// messages are (32 KiB in the API).
+func oneLine(s string) string {
+	parts := strings.Split(s, "\n")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	l := strings.Join(parts, "; ")
+	if len(l) > 4096 {
+		l = l[:4096] + "..."
+	}
+	return l
 }
 
 func firstLine(s string) string {
