@@ -111,10 +111,12 @@ func TestRunLocalDirectory(t *testing.T) {
 	if n := len(r.cycles); n != 0 {
 		t.Fatalf("refused webhooks led to %d cycle(s)", n)
 	}
+	sent := time.Now()
 	if code := post(t, hook, map[string]string{"X-Hub-Signature-256": webhook.Sign(secret, []byte(body))}, body); code != 202 {
 		t.Errorf("signed webhook: %d, want 202", code)
 	}
 	c = r.reconciled(t)
+	t.Logf("webhook to committed render for a one-package change: %s", time.Since(sent).Round(time.Millisecond))
 	if len(c.Triggers) != 1 || c.Triggers[0] != daemon.TriggerWebhook || c.Result.Commit == "" {
 		t.Errorf("webhook reconcile: triggers %v, result %+v", c.Triggers, c.Result)
 	}
