@@ -49,13 +49,13 @@ func TestRunLeaderElection(t *testing.T) {
 	}
 	a, b := replica(f.dir, "replica-a"), replica(other, "replica-b")
 	var leader, standby *running
-	var leaderID string
+	var leaderID, leaderDir string
 	select {
 	case c := <-a.cycles:
-		leader, standby, leaderID = a, b, "replica-a"
+		leader, standby, leaderID, leaderDir = a, b, "replica-a", f.dir
 		a.cycles <- c
 	case c := <-b.cycles:
-		leader, standby, leaderID = b, a, "replica-b"
+		leader, standby, leaderID, leaderDir = b, a, "replica-b", other
 		b.cycles <- c
 	case <-time.After(3 * time.Minute):
 		t.Fatal("no replica reconciled within 3 minutes")
@@ -86,7 +86,7 @@ func TestRunLeaderElection(t *testing.T) {
 		t.Errorf("status ConfigMap: %+v", st)
 	}
 	waitEvent(t, client, ns, "ReconcileSucceeded")
-	verifyMirror(t, f, f.dir)
+	verifyMirror(t, f, leaderDir)
 
 	// The leader stops; the standby takes over without waiting for the
 	// lease to expire, and finds nothing to copy.
