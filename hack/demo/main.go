@@ -202,10 +202,12 @@ func daemonDemo(ferry, repo, spec string, reg *counting, git func(args ...string
 		return err
 	}
 	git("commit", "-q", "-am", "koku-metrics-operator: from 4.3.0")
-	if err := waitFor(2*time.Minute, func() bool { return commits() != before && commits() != "" && strings.Contains(git("log", "-1", "--format=%s"), "ferry: reconcile") }); err != nil {
+	if err := waitFor(2*time.Minute, func() bool {
+		return commits() != before && commits() != "" && strings.Contains(git("log", "-1", "--format=%s"), "ferry: reconcile")
+	}); err != nil {
 		return fmt.Errorf("the daemon did not commit the new render: %w", err)
 	}
-	fmt.Printf("(mirror registry: %d writes while converging: narrowing copies nothing)\n", reg.writes.Load()-w0)
+	fmt.Printf("(mirror registry: %d writes while converging: the new catalog image; narrowing copies no image)\n", reg.writes.Load()-w0)
 	step("ferry status   (what the daemon last did, without reading its log)")
 	st := exec.Command(ferry, "status", repo, "--cache-dir", cache)
 	st.Stdout, st.Stderr = os.Stdout, os.Stdout
