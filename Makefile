@@ -11,12 +11,20 @@ BENCHTIME ?= 1x
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/ferry-gitops/ferry/internal/cli.version=$(VERSION)
 
-.PHONY: all build demo test unit e2e tools bench fuzz vet clean
+.PHONY: all build image demo test unit e2e tools bench fuzz vet clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(FERRY) ./cmd/ferry
+
+## image: the container image, without a container engine: static ferry
+## binaries for linux/amd64 and linux/arm64 on a scratch base with CA
+## certificates and the non-root user 65532, as an OCI layout in bin/image;
+## PUSH=registry/ferry:tag [AUTH=auth.json] pushes it too.
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+image:
+	$(GO) run ./hack/image -o $(BIN)/image -version $(VERSION) -platforms $(IMAGE_PLATFORMS) $(if $(PUSH),-push $(PUSH)) $(if $(AUTH),-a $(AUTH))
 
 ## demo: run Ferry on the embedded example config repo (no cluster, no registry needed).
 demo: build

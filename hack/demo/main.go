@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -161,8 +162,70 @@ spec:
 	if git != nil {
 		step("git log   (one commit per reconcile that changed something)")
 		fmt.Print(git("log", "--format=%h %s"))
+		if err := daemonDemo(ferry, repo, spec, reg, git); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// daemonDemo runs `ferry run` on the config repo, edits the spec the way a
+// pushed change would land, and shows the daemon converge and commit back.
+func daemonDemo(ferry, repo, spec string, reg *counting, git func(args ...string) string) error {
+	step("ferry run   (the daemon: fsnotify on the config repo, metrics on a local port; an edit converges)")
+	cache, err := os.MkdirTemp("", "ferry-demo-cache-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(cache)
+	cmd := exec.Command(ferry, "run", repo, "--cache-dir", cache, "--interval", "0", "--catalog-interval", "0",
+		"--watch-debounce", "200ms", "--health-addr", "", "--metrics-addr", "127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer cmd.Process.Kill()
+	commits := func() string { return strings.TrimSpace(git("rev-list", "--count", "HEAD")) }
+	// Wait for the start reconcile (nothing to do: already converged).
+	status := func() string {
+		out, _ := exec.Command(ferry, "status", repo, "--cache-dir", cache, "-o", "json").Output()
+		return string(out)
+	}
+	if err := waitFor(time.Minute, func() bool { return strings.Contains(status(), `"lastAppliedRevision"`) }); err != nil {
+		return fmt.Errorf("ferry run did not finish its first reconcile: %w", err)
+	}
+	before := commits()
+	narrowed := strings.Replace(spec, "      minVersion: 4.0.0\n", "      minVersion: 4.3.0\n", 1)
+	fmt.Println("\n(editing catalog.yaml: koku-metrics-operator from 4.3.0; the daemon sees the file change)")
+	w0 := reg.writes.Load()
+	if err := os.WriteFile(filepath.Join(repo, "catalog.yaml"), []byte(narrowed), 0o644); err != nil {
+		return err
+	}
+	git("commit", "-q", "-am", "koku-metrics-operator: from 4.3.0")
+	if err := waitFor(2*time.Minute, func() bool {
+		return commits() != before && commits() != "" && strings.Contains(git("log", "-1", "--format=%s"), "ferry: reconcile")
+	}); err != nil {
+		return fmt.Errorf("the daemon did not commit the new render: %w", err)
+	}
+	fmt.Printf("(mirror registry: %d writes while converging: the new catalog image; narrowing copies no image)\n", reg.writes.Load()-w0)
+	step("ferry status   (what the daemon last did, without reading its log)")
+	st := exec.Command(ferry, "status", repo, "--cache-dir", cache)
+	st.Stdout, st.Stderr = os.Stdout, os.Stdout
+	st.Run()
+	step("git log   (the daemon's commit on top of the edit)")
+	fmt.Print(git("log", "-3", "--format=%h %s"))
+	step("SIGTERM   (a clean stop)")
+	cmd.Process.Signal(syscall.SIGTERM)
+	return cmd.Wait()
+}
+
+func waitFor(limit time.Duration, ok func() bool) error {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if ok() {
+			return nil
+		}
+	}
+	return fmt.Errorf("gave up after %s", limit)
 }
 
 // gitInit makes the config repo a git work tree with its spec committed,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ferry-gitops/ferry/internal/pipeline"
 	"github.com/ferry-gitops/ferry/internal/renderdir"
 	"github.com/ferry-gitops/ferry/spec"
 )
@@ -39,8 +40,9 @@ func ExitCode(err error, w io.Writer) int {
 		return ExitInvalid
 	}
 	var usage *usageError
+	var pipelineUsage *pipeline.UsageError
 	var unsafe *renderdir.UnsafePathError
-	if errors.As(err, &usage) || errors.As(err, &unsafe) {
+	if errors.As(err, &usage) || errors.As(err, &pipelineUsage) || errors.As(err, &unsafe) {
 		fmt.Fprintf(w, "error: %v\n", err)
 		return ExitInvalid
 	}

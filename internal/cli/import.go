@@ -66,6 +66,11 @@ Exit 0 done, 1 failed (every failed image listed; run it again to resume),
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "Render: not written (no DIR); the archive carries %d file(s).\n", len(files))
 				return err
 			}
+			unlock, err := lockDir(cmd.Context(), cmd.ErrOrStderr(), dir, "", "ferry import")
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			return f.writeRender(cmd.OutOrStdout(), dir, files, fmt.Sprintf("ferry: import %s\n", filepath.Base(args[0])))
 		},
 	}

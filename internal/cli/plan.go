@@ -13,9 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ferry-gitops/ferry/gitsync"
-	"github.com/ferry-gitops/ferry/internal/catalogimage"
-	"github.com/ferry-gitops/ferry/internal/registry"
+	"github.com/ferry-gitops/ferry/internal/pipeline"
 	"github.com/ferry-gitops/ferry/internal/renderdir"
 	"github.com/ferry-gitops/ferry/reconcile"
 	"github.com/ferry-gitops/ferry/spec"
@@ -36,82 +34,51 @@ func (f *planFlags) add(cmd *cobra.Command) {
 	f.clusterFlags.add(cmd)
 }
 
-// planned is a computed plan with the reconciler that computed it.
-type planned struct {
-	*reconcile.Planned
-	r *reconcile.Reconciler
-}
+// planned is a computed plan with the Reconciler that computed it.
+type planned = pipeline.Planned
 
 // finish is a command's result once it did what it could: err if it
 // failed itself, else the parts of the plan that failed, if any.
-func (p *planned) finish(err error) error {
+func finish(p *planned, err error) error {
 	if err != nil || p.Incomplete == nil {
 		return err
 	}
 	return p.Incomplete
 }
 
-// computePlan loads the spec in dir and computes the plan against the
-// previous render in dir's render directory. opts.CheckMirror asks the
-// mirror what it lacks (diff and --dry-run); a mirror that cannot be asked
-// (a laptop outside the disconnected network) is a warning: the catalog
-// part of the plan still stands.
-func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer, opts reconcile.Options) (*planned, error) {
-	cfg, err := loadSpec(ctx, dir, f.RenderDir)
-	if err != nil {
-		var invalid *spec.InvalidError
-		if errors.As(err, &invalid) {
-			for _, p := range invalid.Problems {
-				p.File = displayPath(dir, p.File)
-				fmt.Fprintln(errOut, p.String())
-			}
-		}
-		return nil, err
-	}
-	for _, w := range cfg.Warnings {
-		w.File = displayPath(dir, w.File)
-		fmt.Fprintln(errOut, w.String())
-	}
-	insecure := append([]string(nil), f.InsecureRegistry...)
-	if cfg.Mirror != nil {
-		insecure = append(insecure, cfg.Mirror.Spec.InsecureRegistries...)
-	}
-	reg, err := registry.New(registry.Options{AuthFile: f.RegistryConfig, Insecure: insecure})
-	if err != nil {
-		return nil, &usageError{err}
-	}
+// settings are the pipeline settings these flags describe: the registry
+// credentials, and the cluster the flags (or the environment) name.
+func (f *planFlags) settings(errOut io.Writer) (pipeline.Settings, error) {
 	kube, skipped, err := f.connect()
 	if err != nil {
-		return nil, err
+		return pipeline.Settings{}, err
 	}
-	r := &reconcile.Reconciler{
-		Observer:       &reconcile.Observer{Registry: reg, SpecDir: dir, Limits: catalogimage.DefaultLimits()},
-		Cluster:        kube,
-		ClusterSkipped: skipped,
-		Committer:      gitsync.WorkTree{Dir: dir},
-		Log:            slog.Default(),
-	}
-	opts.RenderDir = f.RenderDir
-	p, err := r.Plan(ctx, dir, cfg, opts)
-	var bad *reconcile.PreviousRenderError
-	if errors.As(err, &bad) {
-		for _, p := range bad.Problems {
-			fmt.Fprintf(errOut, "%s: %s\n", displayPath(dir, f.RenderDir), p)
-		}
-		return nil, &usageError{fmt.Errorf("render directory %s: fix or remove what is listed above (Ferry rewrites it on the next reconcile)", displayPath(dir, f.RenderDir))}
-	}
+	return pipeline.Settings{
+		RenderDir:        f.RenderDir,
+		RegistryConfig:   f.RegistryConfig,
+		InsecureRegistry: f.InsecureRegistry,
+		Cluster:          kube,
+		ClusterSkipped:   skipped,
+		Commit:           true,
+		Log:              slog.Default(),
+		Diagnostics:      errOut,
+	}, nil
+}
+
+// computePlan loads the spec in dir and computes the plan against the
+// previous render in dir's render directory, as every command that plans
+// does (pipeline.Plan). opts.Cluster carries the cluster step's flags.
+func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer, opts reconcile.Options) (*planned, error) {
+	s, err := f.settings(errOut)
 	if err != nil {
 		return nil, err
 	}
-	if p.Incomplete != nil {
-		for _, f := range p.Incomplete.Failures {
-			fmt.Fprintf(errOut, "failed: %s\n", f)
-		}
-	}
-	if c := p.Plan.Copy; c != nil && c.Unchecked != "" {
-		fmt.Fprintf(errOut, "warning: %s; images to copy are not counted as changes\n", c.Unchecked)
-	}
-	return &planned{Planned: p, r: r}, nil
+	s.ClusterOptions = opts.Cluster
+	return f.plan(ctx, dir, s, opts)
+}
+
+func (f *planFlags) plan(ctx context.Context, dir string, s pipeline.Settings, opts reconcile.Options) (*planned, error) {
+	return pipeline.Plan(ctx, dir, s, opts)
 }
 
 func writePlan(w io.Writer, plan *reconcile.Plan, format outputFormat) error {
@@ -179,8 +146,9 @@ image could not be planned: the rest of the plan is printed).`,
 func diffFailure(err error) error {
 	var invalid *spec.InvalidError
 	var usage *usageError
+	var pipelineUsage *pipeline.UsageError
 	var unsafe *renderdir.UnsafePathError
-	if errors.As(err, &invalid) || errors.As(err, &usage) || errors.As(err, &unsafe) {
+	if errors.As(err, &invalid) || errors.As(err, &usage) || errors.As(err, &pipelineUsage) || errors.As(err, &unsafe) {
 		return err
 	}
 	return &failure{err: err, code: 3}
@@ -223,7 +191,7 @@ rendered manifests as spec.`,
 				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "Wrote %d file(s) to %s.\n", len(p.Result.Files), out)
-			return p.finish(err)
+			return finish(p, err)
 		},
 	}
 	f.add(cmd)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,14 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-gitops/ferry/gitsync"
 	"github.com/ferry-gitops/ferry/internal/airgap"
+	"github.com/ferry-gitops/ferry/internal/filelock"
 	engine "github.com/ferry-gitops/ferry/internal/mirror"
+	"github.com/ferry-gitops/ferry/internal/pipeline"
 	"github.com/ferry-gitops/ferry/internal/renderdir"
 	"github.com/ferry-gitops/ferry/reconcile"
 )
@@ -84,17 +84,29 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 			if err := checkProgress(f.Progress); err != nil {
 				return err
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{CheckMirror: f.DryRun, Cluster: f.applyFlags.options(f.Wait)})
+			if !f.DryRun && f.ToArchive == "" {
+				// Writing the render directory: one ferry at a time.
+				unlock, err := lockDir(cmd.Context(), cmd.ErrOrStderr(), dir, f.CacheDir, "ferry reconcile")
+				if err != nil {
+					return err
+				}
+				defer unlock()
+			}
+			s, err := f.settings(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			p, err := f.plan(cmd.Context(), dir, s, reconcile.Options{CheckMirror: f.DryRun})
 			if err != nil {
 				return err
 			}
 			if f.DryRun {
-				return p.finish(writePlan(cmd.OutOrStdout(), p.Plan, output))
+				return finish(p, writePlan(cmd.OutOrStdout(), p.Plan, output))
 			}
 			if f.ToArchive != "" {
-				return p.finish(f.export(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), p))
+				return finish(p, f.export(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), p))
 			}
-			return p.finish(f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p))
+			return finish(p, f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p))
 		},
 	}
 	f.planFlags.add(cmd)
@@ -127,29 +139,34 @@ func defaultCacheDir() string {
 	return ""
 }
 
+// settings are the pipeline settings of reconcile's flags.
+func (f *reconcileFlags) settings(errOut io.Writer) (pipeline.Settings, error) {
+	s, err := f.planFlags.settings(errOut)
+	if err != nil {
+		return s, err
+	}
+	s.Commit = f.Commit
+	s.CacheDir = f.CacheDir
+	s.MaxPerRegistry = f.MaxPerRegistry
+	s.ClusterOptions = f.applyFlags.options(f.Wait)
+	return s, nil
+}
+
 // apply executes the plan and reports what it did.
 func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, dir string, p *planned) error {
 	if err := p.Plan.WriteText(stdout); err != nil {
 		return err
 	}
-	opts := reconcile.Options{RenderDir: f.RenderDir, Apply: reconcile.ApplyOptions{Copy: engine.DefaultOptions(nil)}, Cluster: f.applyFlags.options(f.Wait)}
-	opts.Apply.Copy.Concurrency = f.MaxPerRegistry
-	opts.Apply.Copy.Log = slog.Default()
-	hints := f.hintsFile(p)
-	opts.Apply.Copy.BlobHints = loadHints(hints)
+	var reporter engine.Reporter
 	var bar *progress
 	if p.Result.Mirror != nil {
-		if bar = newProgress(stderr, len(p.Result.Mirror.CopyPairs()), f.Progress); bar != nil {
-			opts.Apply.Copy.Reporter = bar
+		if bar = newProgress(stderr, p.CopyPairs(), f.Progress); bar != nil {
+			reporter = bar
 		}
 	}
-	if !f.Commit {
-		p.r.Committer = nil
-	}
-	out, err := p.r.Apply(ctx, p.Planned, opts)
+	out, err := p.Apply(ctx, reporter)
 	bar.stop()
 	if out != nil {
-		saveHints(hints, out.Copy, out.CatalogCopy)
 		writeOutcome(stdout, out)
 	}
 	var held *reconcile.HeldError
@@ -168,6 +185,26 @@ func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, di
 		writeRenderOutcome(stdout, filepath.Join(dir, f.RenderDir), out)
 	}
 	return err
+}
+
+// lockDir takes the lock that keeps two ferry processes from writing one
+// spec directory at once, waiting (and saying so, once) while another
+// holds it; Ctrl-C ends the wait.
+func lockDir(ctx context.Context, stderr io.Writer, dir, cacheDir, who string) (func(), error) {
+	path, err := filelock.PathFor(dir, cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	l, err := filelock.Acquire(ctx, path, who+" "+dir, func(holder string) {
+		if holder == "" {
+			holder = "another ferry"
+		}
+		fmt.Fprintf(stderr, "waiting: %s is being reconciled by %s (lock %s)\n", dir, holder, path)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() { l.Release() }, nil
 }
 
 // writeRenderOutcome says what happened to the render directory.
@@ -213,12 +250,12 @@ func (f *reconcileFlags) export(ctx context.Context, stdout, stderr io.Writer, p
 	}
 	a := airgap.ExportOptions{Path: f.ToArchive, Since: f.Since, Concurrency: f.MaxPerRegistry, Log: slog.Default()}
 	if p.Result.Mirror != nil {
-		if bar := newProgress(stderr, len(p.Result.Mirror.CopyPairs()), f.Progress); bar != nil {
+		if bar := newProgress(stderr, p.CopyPairs(), f.Progress); bar != nil {
 			a.Reporter = bar
 			defer bar.stop()
 		}
 	}
-	rep, err := p.r.Observer.Export(ctx, p.Result, reconcile.ExportOptions{Archive: a})
+	rep, err := p.Reconciler.Observer.Export(ctx, p.Result, reconcile.ExportOptions{Archive: a})
 	if err != nil {
 		var ee *airgap.ExportError
 		if errors.As(err, &ee) {
@@ -277,64 +314,4 @@ func writeCopyReport(w io.Writer, rep *engine.Report) {
 	fmt.Fprintf(w, "Mirror: %d image(s): %d present, %d copied, %d failed; blobs %d uploaded (%s), %d mounted, %d present; %s.\n",
 		s.Images, s.ImagesPresent, s.ImagesCopied, s.ImagesFailed,
 		s.BlobsUploaded, reconcile.FormatBytes(s.BytesUploaded), s.BlobsMounted, s.BlobsPresent, rep.Duration.Round(1e7))
-}
-
-// hintsFile is where blob locations in this Mirror's registry are kept,
-// "" when there is no Mirror or no cache directory.
-func (f *reconcileFlags) hintsFile(p *planned) string {
-	if f.CacheDir == "" || p.Result.Mirror == nil {
-		return ""
-	}
-	host, _, _ := strings.Cut(p.Result.Mirror.Mirror.Registry, "/")
-	return filepath.Join(f.CacheDir, "blobs", strings.NewReplacer(":", "_", "/", "_").Replace(host)+".json")
-}
-
-// loadHints reads the blob locations an earlier run saw. A missing or
-// broken file is no hint: hints only save uploads.
-func loadHints(file string) engine.BlobLocations {
-	if file == "" {
-		return nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil
-	}
-	var h engine.BlobLocations
-	if json.Unmarshal(b, &h) != nil {
-		slog.Warn("ignoring unreadable blob cache", "file", file)
-		return nil
-	}
-	return h
-}
-
-// saveHints keeps what the runs learned for the next one.
-func saveHints(file string, reps ...*engine.Report) {
-	if file == "" {
-		return
-	}
-	h := engine.BlobLocations{}
-	for _, r := range reps {
-		if r == nil {
-			continue
-		}
-		for d, repo := range r.Blobs {
-			h[d] = repo
-		}
-	}
-	if len(h) == 0 {
-		return
-	}
-	b, err := json.Marshal(h)
-	if err == nil {
-		err = os.MkdirAll(filepath.Dir(file), 0o755)
-	}
-	if err == nil {
-		tmp := file + ".tmp"
-		if err = os.WriteFile(tmp, b, 0o644); err == nil {
-			err = os.Rename(tmp, file)
-		}
-	}
-	if err != nil {
-		slog.Warn("could not keep blob locations for the next run", "file", file, "err", err)
-	}
 }

@@ -7,11 +7,13 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ferry-gitops/ferry/internal/logging"
 )
 
 // NewRoot builds the ferry command tree.
 func NewRoot() *cobra.Command {
-	var logLevel string
+	var logLevel, logFormat string
 	root := &cobra.Command{
 		Use:   "ferry",
 		Short: "Declarative operator catalogs, mirrors and samples for disconnected OpenShift",
@@ -25,13 +27,18 @@ catalog images, the mirror registry and the cluster on it.`,
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return &usageError{fmt.Errorf("--log-level: %w", err)}
 			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})))
+			format, err := logging.ParseFormat(logFormat)
+			if err != nil {
+				return &usageError{fmt.Errorf("--log-format: %w", err)}
+			}
+			slog.SetDefault(logging.New(cmd.ErrOrStderr(), format, level))
 			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "log format: text or json (one object per line)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(newValidateCmd(), newRenderCmd(), newDiffCmd(), newReconcileCmd(), newImportCmd(), newInitCmd(), newVersionCmd())
+	root.AddCommand(newValidateCmd(), newRenderCmd(), newDiffCmd(), newReconcileCmd(), newImportCmd(), newRunCmd(), newStatusCmd(), newInitCmd(), newVersionCmd())
 	return root
 }
 

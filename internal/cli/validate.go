@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-gitops/ferry/internal/catalogimage"
 	"github.com/ferry-gitops/ferry/internal/fbc"
 	"github.com/ferry-gitops/ferry/internal/filter"
+	"github.com/ferry-gitops/ferry/internal/pipeline"
 	"github.com/ferry-gitops/ferry/internal/safefs"
 	"github.com/ferry-gitops/ferry/spec"
 )
@@ -123,12 +124,7 @@ func (a *validateAction) Run(ctx context.Context) error {
 // only, within the spec size limit, and follows a symbolic link only while
 // it stays inside dir: the config repository is untrusted input.
 func loadSpec(ctx context.Context, dir, renderDir string) (*spec.Config, error) {
-	view, err := safefs.Open(dir, safefs.Options{FollowSymlinks: true, MaxFileSize: spec.DefaultMaxFileSize})
-	if err != nil {
-		return nil, &usageError{fmt.Errorf("spec directory: %w", err)}
-	}
-	defer view.Close()
-	return spec.LoadContext(ctx, view, spec.LoadOptions{Exclude: []string{renderDir}})
+	return pipeline.LoadSpec(ctx, dir, renderDir)
 }
 
 // checkLocalCatalogs applies each Catalog's selection to its local FBC
