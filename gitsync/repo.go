@@ -218,6 +218,9 @@ func (r *Repo) Dir() string { return filepath.Join(r.clone.Path(), filepath.From
 // slash-separated: what ChangedOutside takes.
 func (r *Repo) RenderPath() string { return path.Clean(path.Join(r.opts.Path, r.opts.RenderDir)) }
 
+// Branch is the branch the spec is read from (Options.Branch, defaulted).
+func (r *Repo) Branch() string { return r.opts.Branch }
+
 // Revision is the tip of Branch checked out by the last Sync ("" before).
 func (r *Repo) Revision() string { return r.tip }
 

@@ -22,6 +22,7 @@ import (
 // planFlags are the flags of every command that computes a plan.
 type planFlags struct {
 	clusterFlags
+	repoFlags
 	RenderDir        string
 	RegistryConfig   string
 	InsecureRegistry []string
@@ -32,6 +33,7 @@ func (f *planFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.RegistryConfig, "registry-config", "a", "", "registry credentials: a docker config.json or podman auth.json (default: $REGISTRY_AUTH_FILE, then the docker and podman defaults)")
 	cmd.Flags().StringSliceVar(&f.InsecureRegistry, "insecure-registry", nil, "registry host[:port] reached over plain HTTP or without TLS verification (repeatable); adds to the Mirror's insecureRegistries")
 	f.clusterFlags.add(cmd)
+	f.repoFlags.add(cmd)
 }
 
 // planned is a computed plan with the Reconciler that computed it.
@@ -65,16 +67,17 @@ func (f *planFlags) settings(errOut io.Writer) (pipeline.Settings, error) {
 	}, nil
 }
 
-// computePlan loads the spec in dir and computes the plan against the
-// previous render in dir's render directory, as every command that plans
+// computePlan loads the spec of src and computes the plan against the
+// previous render in its render directory, as every command that plans
 // does (pipeline.Plan). opts.Cluster carries the cluster step's flags.
-func (f *planFlags) computePlan(ctx context.Context, dir string, errOut io.Writer, opts reconcile.Options) (*planned, error) {
+func (f *planFlags) computePlan(ctx context.Context, src *specSource, errOut io.Writer, opts reconcile.Options) (*planned, error) {
 	s, err := f.settings(errOut)
 	if err != nil {
 		return nil, err
 	}
 	s.ClusterOptions = opts.Cluster
-	return f.plan(ctx, dir, s, opts)
+	s.DisplayDir = src.Display
+	return f.plan(ctx, src.Dir, s, opts)
 }
 
 func (f *planFlags) plan(ctx context.Context, dir string, s pipeline.Settings, opts reconcile.Options) (*planned, error) {
@@ -102,9 +105,10 @@ func writePlan(w io.Writer, plan *reconcile.Plan, format outputFormat) error {
 func newDiffCmd() *cobra.Command {
 	var f planFlags
 	var af applyFlags
+	var cacheDir string
 	output := outputText
 	cmd := &cobra.Command{
-		Use:   "diff [DIR]",
+		Use:   "diff [DIR | --repo URL]",
 		Short: "Show what a reconcile would change; exit 0 no changes, 1 changes pending, >1 error",
 		Long: `Computes the plan against the previous render (DIR's render directory) and prints
 it in catalog terms: packages, channels and heads, bundles added and removed,
@@ -112,14 +116,21 @@ files that would change; with a cluster (--kubeconfig, $KUBECONFIG, in-cluster),
 each object as create / configure / unchanged / conflict / breaking /
 prunable, computed by server-side dry-run against the live objects. Exit codes follow kubectl diff: 0 nothing to do,
 1 changes pending, 2 invalid input, 3 failure (also when a catalog or an
-image could not be planned: the rest of the plan is printed).`,
+image could not be planned: the rest of the plan is printed).
+
+With --repo URL the spec and the previous render are the tip of --branch,
+fetched into the clone in --cache-dir; nothing is ever pushed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := dirArg(args)
-			if err != nil {
+			if err := f.repoFlags.check(cmd, args); err != nil {
 				return err
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{CheckMirror: true, Cluster: af.options(0)})
+			src, err := f.openSource(cmd.Context(), args, cacheDir, f.RenderDir, true, true)
+			if err != nil {
+				return diffFailure(err)
+			}
+			defer src.Close()
+			p, err := f.computePlan(cmd.Context(), src, cmd.ErrOrStderr(), reconcile.Options{CheckMirror: true, Cluster: af.options(0)})
 			if err != nil {
 				return diffFailure(err)
 			}
@@ -138,6 +149,7 @@ image could not be planned: the rest of the plan is printed).`,
 	f.add(cmd)
 	af.add(cmd)
 	cmd.Flags().VarP(&output, "output", "o", "output format: text, json or yaml")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", defaultCacheDir(), "with --repo: where the repository's clone is kept between runs")
 	return cmd
 }
 
@@ -156,9 +168,9 @@ func diffFailure(err error) error {
 
 func newRenderCmd() *cobra.Command {
 	var f planFlags
-	var out string
+	var out, cacheDir string
 	cmd := &cobra.Command{
-		Use:   "render [DIR] -o OUTDIR",
+		Use:   "render [DIR | --repo URL] -o OUTDIR",
 		Short: "Write every output that can be computed (filtered FBC, CatalogSources) to OUTDIR",
 		Long: `Reads the spec in DIR and the source registries, renders each Catalog
 (filtered FBC, one directory per package, and a CatalogSource pinned to the
@@ -167,20 +179,27 @@ It writes nowhere else: no registry, no cluster, no git.
 
 OUTDIR must be outside DIR, DIR's render directory (or below it) or a
 hidden directory: anywhere else in DIR the next validate would read the
-rendered manifests as spec.`,
+rendered manifests as spec.
+
+With --repo URL the spec is the tip of --branch, fetched into the clone in
+--cache-dir; nothing is ever written to the repository.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := dirArg(args)
-			if err != nil {
+			if err := f.repoFlags.check(cmd, args); err != nil {
 				return err
 			}
 			if out == "" {
 				return &usageError{errors.New("-o OUTDIR is required")}
 			}
-			if err := checkOutputDir(dir, out, f.RenderDir); err != nil {
+			src, err := f.openSource(cmd.Context(), args, cacheDir, f.RenderDir, true, true)
+			if err != nil {
 				return err
 			}
-			p, err := f.computePlan(cmd.Context(), dir, cmd.ErrOrStderr(), reconcile.Options{NoClusterPlan: true})
+			defer src.Close()
+			if err := checkOutputDir(src.Dir, out, f.RenderDir); err != nil {
+				return err
+			}
+			p, err := f.computePlan(cmd.Context(), src, cmd.ErrOrStderr(), reconcile.Options{NoClusterPlan: true})
 			if err != nil {
 				return err
 			}
@@ -196,6 +215,7 @@ rendered manifests as spec.`,
 	}
 	f.add(cmd)
 	cmd.Flags().StringVarP(&out, "output-dir", "o", "", "directory to write the rendered files to")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", defaultCacheDir(), "with --repo: where the repository's clone is kept between runs")
 	return cmd
 }
 

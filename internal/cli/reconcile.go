@@ -34,13 +34,14 @@ type reconcileFlags struct {
 	Progress       string
 	ToArchive      string
 	Since          []string
+	PushRetries    int
 }
 
 func newReconcileCmd() *cobra.Command {
 	var f reconcileFlags
 	output := outputText
 	cmd := &cobra.Command{
-		Use:   "reconcile [DIR]",
+		Use:   "reconcile [DIR | --repo URL]",
 		Short: "Converge catalogs, mirror and cluster on the spec (--dry-run: print the plan only)",
 		Long: `Computes the plan — source catalogs read, filtered, extended with extra
 bundles, built into catalog images; the mirror's image set resolved; the
@@ -63,6 +64,16 @@ order:
      mirror holds);
   6. commit the render directory when DIR is in a git work tree.
 
+With --repo URL the spec is the tip of --branch (--path inside it), fetched
+into the clone in --cache-dir; the render directory is committed there (one
+commit, none when nothing changed, with the spec commit as a
+Ferry-Source-Revision trailer, signed by --git-author) and pushed to
+--push-branch or --branch, fast-forward only, never forced. When the push is
+rejected because someone pushed meanwhile, Ferry fetches, plans and applies
+again on the new tip (only what is still missing is copied) and pushes on top,
+at most --push-retries more times; if the new tip's spec is invalid it stops
+there (exit 2) and pushes nothing. --dry-run never writes to the repository.
+
 Exit 0 when converged, 1 when anything failed (every failure is listed;
 the next run picks up where this one stopped), 2 for invalid input (nothing
 is done). With --dry-run it prints the plan and changes nothing anywhere.
@@ -74,8 +85,7 @@ render into an OCI layout instead, touching neither the mirror nor DIR;
 disconnected side, ferry import PATH pushes it into the mirror.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := dirArg(args)
-			if err != nil {
+			if err := f.repoFlags.check(cmd, args); err != nil {
 				return err
 			}
 			if len(f.Since) > 0 && f.ToArchive == "" {
@@ -84,9 +94,21 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 			if err := checkProgress(f.Progress); err != nil {
 				return err
 			}
-			if !f.DryRun && f.ToArchive == "" {
+			writes := !f.DryRun && f.ToArchive == ""
+			if f.Repo != "" && writes {
+				if !f.Commit {
+					return &usageError{errNoCommit}
+				}
+				return f.reconcileRepo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
+			src, err := f.openSource(cmd.Context(), args, f.CacheDir, f.RenderDir, true, true)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			if writes {
 				// Writing the render directory: one ferry at a time.
-				unlock, err := lockDir(cmd.Context(), cmd.ErrOrStderr(), dir, f.CacheDir, "ferry reconcile")
+				unlock, err := lockDir(cmd.Context(), cmd.ErrOrStderr(), src.Dir, f.CacheDir, "ferry reconcile")
 				if err != nil {
 					return err
 				}
@@ -96,7 +118,8 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 			if err != nil {
 				return err
 			}
-			p, err := f.plan(cmd.Context(), dir, s, reconcile.Options{CheckMirror: f.DryRun})
+			s.DisplayDir = src.Display
+			p, err := f.plan(cmd.Context(), src.Dir, s, reconcile.Options{CheckMirror: f.DryRun})
 			if err != nil {
 				return err
 			}
@@ -106,17 +129,19 @@ disconnected side, ferry import PATH pushes it into the mirror.`,
 			if f.ToArchive != "" {
 				return finish(p, f.export(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), p))
 			}
-			return finish(p, f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, p))
+			return finish(p, f.apply(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), src.Display, p))
 		},
 	}
 	f.planFlags.add(cmd)
 	f.applyFlags.add(cmd)
+	f.repoFlags.addSignature(cmd)
+	cmd.Flags().IntVar(&f.PushRetries, "push-retries", 3, "with --repo: times a push rejected because the branch moved is re-planned on the new tip and retried")
 	cmd.Flags().DurationVar(&f.Wait, "wait", 5*time.Minute, "how long to wait for each changed CatalogSource (READY) or ClusterCatalog (Serving) to serve its new catalog; 0 does not wait")
 	cmd.Flags().BoolVar(&f.DryRun, "dry-run", false, "print the plan; change nothing anywhere")
 	cmd.Flags().VarP(&output, "output", "o", "plan output format with --dry-run: text, json or yaml")
 	cmd.Flags().BoolVar(&f.Commit, "commit", true, "commit the render directory when DIR is in a git work tree")
 	cmd.Flags().IntVar(&f.MaxPerRegistry, "max-per-registry", engine.DefaultOptions(nil).Concurrency, "operations in flight per registry while mirroring")
-	cmd.Flags().StringVar(&f.CacheDir, "cache-dir", defaultCacheDir(), "where blob locations seen in the mirror are kept between runs (an optimisation only)")
+	cmd.Flags().StringVar(&f.CacheDir, "cache-dir", defaultCacheDir(), "where blob locations seen in the mirror (an optimisation only) and the --repo clone are kept between runs")
 	cmd.Flags().StringVar(&f.ToArchive, "to-archive", "", "mirror to disk: write the image set, catalog images and render to this OCI layout directory or .tar instead of the mirror")
 	cmd.Flags().StringSliceVar(&f.Since, "since", nil, "with --to-archive: an earlier archive whose content is left out (incremental; the newest is enough)")
 	cmd.Flags().StringVar(&f.Progress, "progress", "auto", "mirroring progress: auto (bars on a terminal, log lines otherwise), always (bars) or never")
@@ -154,8 +179,18 @@ func (f *reconcileFlags) settings(errOut io.Writer) (pipeline.Settings, error) {
 
 // apply executes the plan and reports what it did.
 func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, dir string, p *planned) error {
+	out, err := f.applyPlanned(ctx, stdout, stderr, p)
+	if out != nil {
+		writeRenderOutcome(stdout, filepath.Join(dir, f.RenderDir), out)
+	}
+	return err
+}
+
+// applyPlanned prints the plan, executes it with progress and prints what
+// it copied, pushed and applied, and every failure.
+func (f *reconcileFlags) applyPlanned(ctx context.Context, stdout, stderr io.Writer, p *planned) (*reconcile.Outcome, error) {
 	if err := p.Plan.WriteText(stdout); err != nil {
-		return err
+		return nil, err
 	}
 	var reporter engine.Reporter
 	var bar *progress
@@ -181,10 +216,74 @@ func (f *reconcileFlags) apply(ctx context.Context, stdout, stderr io.Writer, di
 			fmt.Fprintf(stderr, "held back: Catalog/%s keeps its previous render: %s\n", c.Name, c.Held)
 		}
 	}
-	if out != nil {
-		writeRenderOutcome(stdout, filepath.Join(dir, f.RenderDir), out)
+	return out, err
+}
+
+// reconcileRepo is reconcile --repo: the shared pipeline over the clone,
+// then the render published (pipeline.ReconcileRepo), printing each run's
+// plan and outcome as a local reconcile does.
+func (f *reconcileFlags) reconcileRepo(ctx context.Context, stdout, stderr io.Writer) error {
+	rs, err := f.repoFlags.settings(f.CacheDir, f.RenderDir, false)
+	if err != nil {
+		return err
+	}
+	if f.PushRetries < 0 {
+		return &usageError{errors.New("--push-retries must not be negative")}
+	}
+	rs.PushAttempts = f.PushRetries + 1
+	repo, err := pipeline.OpenRepo(ctx, rs)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	s, err := f.settings(stderr)
+	if err != nil {
+		return err
+	}
+	s.DisplayDir = displayRepoPath(f.Path)
+	runs := 0
+	var last *planned
+	run := func(ctx context.Context, dir string, s pipeline.Settings) (*pipeline.Planned, *reconcile.Outcome, error) {
+		if runs++; runs > 1 {
+			fmt.Fprintf(stdout, "\nPush rejected: %s %s moved meanwhile. Planning again on its new tip %s.\n", repo.URL(), repo.Branch(), shortRev(repo.Revision()))
+		}
+		p, err := pipeline.Plan(ctx, dir, s, reconcile.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		last = p
+		out, err := f.applyPlanned(ctx, stdout, stderr, p)
+		return p, out, err
+	}
+	res, err := pipeline.ReconcileRepo(ctx, repo, s, run)
+	renderPath := repo.RenderPath()
+	var stale *gitsync.RerenderError
+	switch pub := res.Published; {
+	case errors.As(err, &stale):
+		fmt.Fprintf(stderr, "Push rejected: %s %s moved to %s, which cannot be reconciled; nothing was pushed.\n", repo.URL(), repo.Branch(), shortRev(stale.Revision))
+		return stale.Err
+	case pub == nil:
+	case pub.Commit == "":
+		fmt.Fprintf(stdout, "Render: %s unchanged at %s; nothing to push.\n", renderPath, shortRev(pub.Base))
+	default:
+		fmt.Fprintf(stdout, "Render: pushed %d file(s) in %s as %s to %s %s (spec %s", len(pub.Files), renderPath, shortRev(pub.Commit), repo.URL(), pub.Branch, shortRev(pub.Base))
+		if pub.Attempts > 1 {
+			fmt.Fprintf(stdout, ", after %d push attempts", pub.Attempts)
+		}
+		fmt.Fprintln(stdout, ").")
+	}
+	if err == nil && last != nil {
+		return finish(last, nil)
 	}
 	return err
+}
+
+// shortRev is a commit as messages show it.
+func shortRev(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
 }
 
 // lockDir takes the lock that keeps two ferry processes from writing one

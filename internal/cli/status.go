@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,17 +15,20 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ferry-gitops/ferry/gitsync"
 	"github.com/ferry-gitops/ferry/internal/daemon"
 	"github.com/ferry-gitops/ferry/internal/daemon/kube"
+	"github.com/ferry-gitops/ferry/internal/pipeline"
 )
 
 func newStatusCmd() *cobra.Command {
 	var (
 		file, cacheDir, kubeconfig, kubeContext, namespace, configMap string
+		repo, branch                                                  string
 	)
 	output := outputText
 	cmd := &cobra.Command{
-		Use:   "status [DIR]",
+		Use:   "status [DIR | --repo URL [--branch B]]",
 		Short: "What the daemon last did: conditions, revisions, last error, catalogs",
 		Long: `Prints the status ferry run publishes: the Ready, Reconciling and Stalled
 conditions with their reasons, the last applied and attempted source
@@ -32,8 +36,8 @@ revisions, the last reconcile's time and result, the last error and the
 catalogs served.
 
 In a cluster it reads the daemon's ConfigMap (--namespace, --kubeconfig,
---configmap); otherwise the status file ferry run DIR keeps for DIR (or
---status-file).`,
+--configmap); otherwise the status file ferry run DIR keeps for DIR, or
+ferry run --repo URL for the repository and branch (or --status-file).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var st *daemon.Status
@@ -56,7 +60,7 @@ In a cluster it reads the daemon's ConfigMap (--namespace, --kubeconfig,
 				}
 			} else {
 				if file == "" {
-					dir, err := dirArg(args)
+					dir, err := statusDir(args, repo, branch, cacheDir)
 					if err != nil {
 						return err
 					}
@@ -83,7 +87,25 @@ In a cluster it reads the daemon's ConfigMap (--namespace, --kubeconfig,
 	fl.StringVar(&kubeContext, "context", "", "kubeconfig context")
 	fl.StringVarP(&namespace, "namespace", "n", "", "read the status ConfigMap in this namespace")
 	fl.StringVar(&configMap, "configmap", kube.DefaultStatusName, "the status ConfigMap's name")
+	fl.StringVar(&repo, "repo", "", "the status ferry run --repo URL keeps (no network access)")
+	fl.StringVar(&branch, "branch", "main", "with --repo: ferry run's --branch")
 	return cmd
+}
+
+// statusDir is what ferry run named its status file after: DIR, or the
+// root of the --repo clone in the cache (found without the network).
+func statusDir(args []string, repo, branch, cacheDir string) (string, error) {
+	if repo == "" {
+		return dirArg(args)
+	}
+	if len(args) > 0 {
+		return "", &usageError{fmt.Errorf("give either DIR (%s) or --repo, not both", args[0])}
+	}
+	u, err := gitsync.ParseRepoURL(repo)
+	if err != nil {
+		return "", &usageError{fmt.Errorf("--repo: %w", err)}
+	}
+	return filepath.Join(pipeline.RepoCacheDir(cacheDir), gitsync.CacheKey(u, branch)), nil
 }
 
 // writeStatus prints st as text (kubectl describe style), JSON or YAML.

@@ -21,8 +21,10 @@ import (
 
 func newValidateCmd() *cobra.Command {
 	a := validateAction{Output: outputText}
+	var rf repoFlags
+	var cacheDir string
 	cmd := &cobra.Command{
-		Use:   "validate [DIR]",
+		Use:   "validate [DIR | --repo URL]",
 		Short: "Check a spec directory; exit 0 when valid, 2 when not",
 		Long: `Reads every .yaml/.yml file under DIR (default: the current directory;
 hidden directories and the render directory are skipped), decodes each
@@ -37,28 +39,40 @@ to a document, symbolic links are followed only while they stay inside DIR,
 and credentials written into a reference are refused and never echoed.
 
 With -o yaml or -o json it prints the effective objects, defaults applied:
-what a reconcile would act on.`,
+what a reconcile would act on.
+
+With --repo URL the spec is the tip of --branch (--path inside it), fetched
+into the clone in --cache-dir; nothing is ever written to the repository.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := dirArg(args)
+			if err := rf.check(cmd, args); err != nil {
+				return err
+			}
+			src, err := rf.openSource(cmd.Context(), args, cacheDir, a.RenderDir, true, true)
 			if err != nil {
 				return err
 			}
-			a.Dir, a.Out, a.Err = dir, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			defer src.Close()
+			a.Dir, a.Display, a.Name, a.Out, a.Err = src.Dir, src.Display, src.Name, cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return a.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().VarP(&a.Output, "output", "o", "output format: text, json or yaml")
 	cmd.Flags().StringVar(&a.RenderDir, "render-dir", spec.DefaultRenderDir, "directory (relative to DIR) holding rendered output, never read as spec")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", defaultCacheDir(), "with --repo: where the repository's clone is kept between runs")
+	rf.add(cmd)
 	return cmd
 }
 
 // validateAction loads and validates one spec directory and reports it.
 type validateAction struct {
-	Dir       string
-	RenderDir string
-	Output    outputFormat
-	Out, Err  io.Writer
+	Dir string
+	// Display names Dir in problem lines (default Dir); Name names the
+	// source in the summary (default Dir).
+	Display, Name string
+	RenderDir     string
+	Output        outputFormat
+	Out, Err      io.Writer
 }
 
 // validateReport is the -o json|yaml shape of a validation.
@@ -72,6 +86,12 @@ type validateReport struct {
 }
 
 func (a *validateAction) Run(ctx context.Context) error {
+	if a.Display == "" {
+		a.Display = a.Dir
+	}
+	if a.Name == "" {
+		a.Name = a.Dir
+	}
 	cfg, err := loadSpec(ctx, a.Dir, a.RenderDir)
 	var invalid *spec.InvalidError
 	if err != nil && !errors.As(err, &invalid) {
@@ -93,7 +113,7 @@ func (a *validateAction) Run(ctx context.Context) error {
 		report.Problems = invalid.Problems
 	}
 	for i := range report.Problems {
-		report.Problems[i].File = displayPath(a.Dir, report.Problems[i].File)
+		report.Problems[i].File = displayPath(a.Display, report.Problems[i].File)
 	}
 	switch a.Output {
 	case outputJSON, outputYAML:
@@ -112,9 +132,9 @@ func (a *validateAction) Run(ctx context.Context) error {
 			fmt.Fprintln(a.Err, p.String())
 		}
 		if report.Valid {
-			writeSummary(a.Out, a.Dir, cfg)
+			writeSummary(a.Out, a.Name, a.Display, cfg)
 		} else {
-			fmt.Fprintf(a.Err, "%s: invalid: %d error(s), %d warning(s)\n", a.Dir, len(invalid.Problems.Errors()), len(invalid.Problems.Warnings()))
+			fmt.Fprintf(a.Err, "%s: invalid: %d error(s), %d warning(s)\n", a.Name, len(invalid.Problems.Errors()), len(invalid.Problems.Warnings()))
 		}
 	}
 	return err
@@ -213,7 +233,7 @@ func displayPath(dir, file string) string {
 	return strings.TrimSuffix(dir, "/") + "/" + file
 }
 
-func writeSummary(w io.Writer, dir string, cfg *spec.Config) {
+func writeSummary(w io.Writer, name, dir string, cfg *spec.Config) {
 	mirrors, samples := 0, 0
 	if cfg.Mirror != nil {
 		mirrors = 1
@@ -222,7 +242,7 @@ func writeSummary(w io.Writer, dir string, cfg *spec.Config) {
 		samples = 1
 	}
 	fmt.Fprintf(w, "%s: valid: %d file(s), %d Catalog(s), %d Mirror, %d Samples, %d warning(s)\n",
-		dir, len(cfg.Files), len(cfg.Catalogs), mirrors, samples, len(cfg.Warnings))
+		name, len(cfg.Files), len(cfg.Catalogs), mirrors, samples, len(cfg.Warnings))
 	for _, c := range cfg.Catalogs {
 		s := c.Spec
 		fmt.Fprintf(w, "\nCatalog/%s  (%s:%d)\n", c.Metadata.Name, displayPath(dir, c.Origin.File), c.Origin.Line)

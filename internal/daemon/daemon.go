@@ -342,7 +342,9 @@ func (d *Daemon) reconcile(ctx context.Context, rev string, ts []Trigger) (*Resu
 		return res, nil
 	}
 	if s, ok := stalled(err); ok {
-		d.stall(ctx, rev, s, res, elapsed, now)
+		// The revision that is invalid is the one checked out: after a
+		// rejected push, the other writer's tip.
+		d.stall(ctx, tip, s, res, elapsed, now)
 		return res, err
 	}
 	d.failed(ctx, rev, err, ReasonFailed, func(st *Status) {
@@ -358,7 +360,9 @@ func (d *Daemon) reconcile(ctx context.Context, rev string, ts []Trigger) (*Resu
 // attempt checks rev out, reconciles it and publishes the result; a push
 // the remote rejects (someone pushed meanwhile) is re-planned on the new
 // tip and pushed again, a bounded number of times. It returns the tip the
-// remote has afterwards (the daemon's own commit when it pushed one).
+// remote has afterwards (the daemon's own commit when it pushed one). A
+// reconcile that failed in part (a catalog held back) is published too, as
+// `ferry reconcile --repo` publishes it, and its error returned after.
 func (d *Daemon) attempt(ctx context.Context, rev string) (*Result, string, error) {
 	pub, publishes := d.source.(Publisher)
 	for try := 0; ; try++ {
@@ -372,18 +376,21 @@ func (d *Daemon) attempt(ctx context.Context, rev string) (*Result, string, erro
 		if co.Revision == "" {
 			co.Revision = rev
 		}
-		res, err := d.runner.Run(ctx, co)
+		res, runErr := d.runner.Run(ctx, co)
 		if res != nil {
 			res.Revision = co.Revision
 		}
-		if err != nil || !publishes {
-			return res, co.Revision, err
+		if !publishes || runErr != nil && !partial(ctx, res, runErr) {
+			return res, co.Revision, runErr
 		}
 		p, err := pub.Publish(ctx, co)
 		switch {
 		case err == nil:
 			if p.Pushed {
 				d.m.gitPushes.WithLabelValues(ResultSuccess).Inc()
+				if res != nil && res.Commit == "" {
+					res.Commit = p.Commit
+				}
 			} else {
 				d.m.gitPushes.WithLabelValues(ResultNoop).Inc()
 			}
@@ -391,11 +398,11 @@ func (d *Daemon) attempt(ctx context.Context, rev string) (*Result, string, erro
 			if tip == "" {
 				tip = co.Revision
 			}
-			return res, tip, nil
+			return res, tip, runErr
 		case errors.Is(err, ErrPublishRejected):
 			d.m.gitPushes.WithLabelValues(ResultRejected).Inc()
 			if try >= d.opts.PublishRetries {
-				return res, co.Revision, fmt.Errorf("publish: gave up after %d attempt(s): %w", try+1, err)
+				return res, co.Revision, errors.Join(runErr, fmt.Errorf("publish: gave up after %d attempt(s): %w", try+1, err))
 			}
 			wait := d.opts.Backoff.Delay(try + 1)
 			d.log.Info("push rejected: the remote moved; re-planning on its new tip", "attempt", try+1, "wait", wait)
@@ -407,9 +414,19 @@ func (d *Daemon) attempt(ctx context.Context, rev string) (*Result, string, erro
 			}
 		default:
 			d.m.gitPushes.WithLabelValues(ResultFailure).Inc()
-			return res, co.Revision, fmt.Errorf("publish: %w", err)
+			return res, co.Revision, errors.Join(runErr, fmt.Errorf("publish: %w", err))
 		}
 	}
+}
+
+// partial reports whether a failed run still rendered what it achieved
+// (an image that could not be copied held its catalog back): that render
+// is published. Invalid desired state and an interrupted run are not.
+func partial(ctx context.Context, res *Result, err error) bool {
+	if _, ok := stalled(err); ok || ctx.Err() != nil || res == nil {
+		return false
+	}
+	return true
 }
 
 func (d *Daemon) succeed(ctx context.Context, rev, tip string, res *Result, elapsed time.Duration, now time.Time) {

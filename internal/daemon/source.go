@@ -49,9 +49,13 @@ type Publisher interface {
 
 // Published is what a Publish did.
 type Published struct {
-	// Revision is the remote's tip after the push: the daemon's own
-	// commit, which is therefore not new desired state.
+	// Revision is the tip of the polled branch after the push: the
+	// daemon's own commit, which is therefore not new desired state (the
+	// checked-out revision when nothing was pushed, or when the commit
+	// went to another branch for review).
 	Revision string
+	// Commit is the commit pushed, "" when none.
+	Commit string
 	// Pushed is false when there was nothing to push.
 	Pushed bool
 }

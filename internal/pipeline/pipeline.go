@@ -53,6 +53,17 @@ type Settings struct {
 	// `file:line: Kind/name: field: message` line each, and planning
 	// warnings; nil discards them.
 	Diagnostics io.Writer
+	// DisplayDir is how the spec directory is named in those lines; empty
+	// is the directory as given. A clone in the cache is shown by its
+	// --path inside the repository, the path a user opens in a checkout.
+	DisplayDir string
+}
+
+func (s Settings) display(dir string) string {
+	if s.DisplayDir != "" {
+		return s.DisplayDir
+	}
+	return dir
 }
 
 func (s Settings) log() *slog.Logger {
@@ -93,19 +104,20 @@ func LoadSpec(ctx context.Context, dir, renderDir string) (*spec.Config, error) 
 // relative to how dir was given.
 func Load(ctx context.Context, dir string, s Settings) (*spec.Config, error) {
 	out := s.diagnostics()
+	shown := s.display(dir)
 	cfg, err := LoadSpec(ctx, dir, s.RenderDir)
 	if err != nil {
 		var invalid *spec.InvalidError
 		if errors.As(err, &invalid) {
 			for _, p := range invalid.Problems {
-				p.File = DisplayPath(dir, p.File)
+				p.File = DisplayPath(shown, p.File)
 				fmt.Fprintln(out, p.String())
 			}
 		}
 		return nil, err
 	}
 	for _, w := range cfg.Warnings {
-		w.File = DisplayPath(dir, w.File)
+		w.File = DisplayPath(shown, w.File)
 		fmt.Fprintln(out, w.String())
 	}
 	return cfg, nil
@@ -161,9 +173,9 @@ func Plan(ctx context.Context, dir string, s Settings, opts reconcile.Options) (
 	var bad *reconcile.PreviousRenderError
 	if errors.As(err, &bad) {
 		for _, problem := range bad.Problems {
-			fmt.Fprintf(s.diagnostics(), "%s: %s\n", DisplayPath(dir, s.RenderDir), problem)
+			fmt.Fprintf(s.diagnostics(), "%s: %s\n", DisplayPath(s.display(dir), s.RenderDir), problem)
 		}
-		return nil, &UsageError{fmt.Errorf("render directory %s: fix or remove what is listed above (Ferry rewrites it on the next reconcile)", DisplayPath(dir, s.RenderDir))}
+		return nil, &UsageError{fmt.Errorf("render directory %s: fix or remove what is listed above (Ferry rewrites it on the next reconcile)", DisplayPath(s.display(dir), s.RenderDir))}
 	}
 	if err != nil {
 		return nil, err
