@@ -477,6 +477,61 @@ func TestPublishGivesUp(t *testing.T) {
 	}
 }
 
+// TestPartialFailureIsPublished: a reconcile that failed in part (a
+// catalog held back) is published, as ferry reconcile --repo publishes it,
+// and still reported as a failure to retry; invalid desired state is
+// never published.
+func TestPartialFailureIsPublished(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		publish bool
+	}{
+		{"held back", errors.New("copy image x: 500"), true},
+		{"invalid", &StalledError{Reason: "InvalidSpec", Err: errors.New("c.yaml:3: bad")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &publishingSource{fakeSource: &fakeSource{rev: "r1"}}
+			run := &fakeRunner{fail: func(int) error { return tc.err }}
+			_, cycles, _ := start(t, src, run, Options{Backoff: Backoff{Initial: time.Hour, Max: time.Hour}})
+			c := next(t, cycles)
+			src.mu.Lock()
+			pushes := src.pushes
+			src.mu.Unlock()
+			if !errors.Is(c.Err, tc.err) {
+				t.Errorf("cycle error %v, want %v", c.Err, tc.err)
+			}
+			if got := pushes == 1; got != tc.publish {
+				t.Errorf("%d push(es), want published=%v", pushes, tc.publish)
+			}
+		})
+	}
+}
+
+// TestStalledOnTheForeignTip: when the tip a rejected push is re-planned
+// on is invalid, that tip is what is stalled, so the next poll does not
+// reconcile it again.
+func TestStalledOnTheForeignTip(t *testing.T) {
+	src := &publishingSource{fakeSource: &fakeSource{rev: "r1"}, rejects: 1}
+	run := &fakeRunner{fail: func(n int) error {
+		if n == 2 {
+			return &StalledError{Reason: "InvalidSpec", Err: errors.New("c.yaml:3: bad")}
+		}
+		return nil
+	}}
+	d, cycles, _ := start(t, src, run, Options{PublishRetries: 3, Backoff: Backoff{Initial: time.Millisecond, Max: time.Millisecond}})
+	if c := next(t, cycles); c.Err == nil {
+		t.Fatalf("cycle %+v, want the foreign tip stalled", c)
+	}
+	d.Request(TriggerPoll)
+	if c := next(t, cycles); c.Reconciled || run.count() != 2 {
+		t.Errorf("the stalled foreign tip was reconciled again: %+v, %d run(s)", c, run.count())
+	}
+	if st := d.Status(); st.Condition(ConditionStalled).Status != metav1.ConditionTrue {
+		t.Errorf("status: %+v", st.Conditions)
+	}
+}
+
 // TestRenderOnlyRevisionIgnored: a new tip that changes only the render
 // directory is not new desired state.
 func TestRenderOnlyRevisionIgnored(t *testing.T) {

@@ -169,7 +169,7 @@ type running struct {
 
 type daemonConfig struct {
 	opts    daemon.Options
-	source  *localdir.Source
+	source  daemon.Source // default: the fixture's directory, watched
 	secret  []byte
 	noStart bool
 }
@@ -184,6 +184,7 @@ func startDaemon(t *testing.T, f *fixture, dir string, c daemonConfig) *running 
 	if src == nil {
 		src = &localdir.Source{Dir: dir, RenderDir: spec.DefaultRenderDir, Debounce: 50 * time.Millisecond}
 	}
+	onCycle := c.opts.OnCycle
 	cache := t.TempDir()
 	runner := &pipelinerunner.Runner{
 		Settings: pipeline.Settings{
@@ -197,7 +198,12 @@ func startDaemon(t *testing.T, f *fixture, dir string, c daemonConfig) *running 
 	opts.Metrics = daemon.NewMetrics()
 	r.status = filepath.Join(cache, "status.json")
 	opts.Sinks = append(opts.Sinks, daemon.FileSink{Path: r.status})
-	opts.OnCycle = func(cy daemon.Cycle) { r.cycles <- cy }
+	opts.OnCycle = func(cy daemon.Cycle) {
+		if onCycle != nil {
+			onCycle(cy)
+		}
+		r.cycles <- cy
+	}
 	r.d = daemon.New(src, runner, opts)
 	ls := []daemon.Listener{
 		{Name: "health", Addr: "127.0.0.1:0", Handler: r.d.HealthHandler()},
