@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -229,7 +233,6 @@ func (e *repoEnv) verifyMirror(t *testing.T) int {
 // writer left it; the planted passwords appear nowhere.
 func TestReconcileRepo(t *testing.T) {
 	skipE2E(t)
-	t.Parallel()
 	e := newRepoEnv(t, "kubevirt-wol", "nfs-provisioner-operator")
 	seed := e.git.Rev("fleet", "main")
 	sign := []string{"--git-author", "Ferry Bot <ferry-bot@fleet.example>", "--git-committer", "Fleet CI <ci@fleet.example>"}
@@ -366,4 +369,79 @@ func TestReconcileRepo(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRunRepoCommand runs `ferry run --repo` through the command line, as
+// a user or the Deployment starts it, until its render commit is on the
+// server, then reads its status with `ferry status --repo` and stops it.
+func TestRunRepoCommand(t *testing.T) {
+	skipE2E(t)
+	e := newRepoEnv(t, "kubevirt-wol")
+	seed := e.git.Rev("fleet", "main")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		root := NewRoot()
+		root.SetArgs([]string{"run", "--repo", e.url, "--git-username", e.git.Username, "--git-password-file", e.passFile,
+			"--path", "clusters/prod", "-a", e.auth, "--cache-dir", e.cache, "--interval", "50ms",
+			"--health-addr", "", "--metrics-addr", "", "--git-author", "Ferry Daemon <daemon@fleet.example>"})
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		done <- ExitCode(root.ExecuteContext(ctx), &errOut)
+	}()
+	// Only a hang fails on time: the daemon pushes as soon as it has
+	// reconciled.
+	for deadline := time.Now().Add(3 * time.Minute); e.git.Rev("fleet", "main") == seed; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry run --repo pushed nothing within 3 minutes:\n%s", errOut.String())
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("ferry run --repo exited %d:\n%s", code, errOut.String())
+		default:
+		}
+	}
+	if got := e.bare(t, "log", "-1", "--format=%an <%ae>|%(trailers:key=Ferry-Source-Revision,valueonly,separator=)", "main"); got != "Ferry Daemon <daemon@fleet.example>|"+seed {
+		t.Errorf("the daemon's commit: %s", got)
+	}
+	// The status is written after the push: wait for it to say Ready.
+	var stdout string
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(stdout, "Ready        True"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry status --repo never showed Ready:\n%s", stdout)
+		}
+		stdout, _, _ = run(t, "status", "--repo", e.url, "--cache-dir", e.cache)
+	}
+	if !strings.Contains(stdout, "fleet.git main clusters/prod") {
+		t.Errorf("ferry status --repo does not name the repository:\n%s", stdout)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("ferry run --repo stopped with exit %d:\n%s", code, errOut.String())
+	}
+	for _, s := range []string{out.String(), errOut.String(), stdout} {
+		if strings.Contains(s, e.git.Password) || strings.Contains(s, e.dst.Password) {
+			t.Error("a planted password was printed")
+		}
+	}
+}
+
+// syncBuffer is an output the command writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
