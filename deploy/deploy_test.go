@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/ferry-gitops/ferry/internal/cli"
 	"github.com/ferry-gitops/ferry/internal/daemon"
 	"github.com/ferry-gitops/ferry/internal/daemon/kube"
 	"github.com/ferry-gitops/ferry/internal/testenv"
@@ -262,4 +264,57 @@ func toStrings(v any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestDeploymentArgsAreFerryFlags parses the container's arguments in both
+// overlays with ferry run's own flag set, $(VAR) expanded from the
+// ConfigMap the Deployment reads, so a renamed or mistyped flag fails here
+// rather than in a crash-looping pod; and checks the credential flags name
+// files the Deployment mounts.
+func TestDeploymentArgsAreFerryFlags(t *testing.T) {
+	for _, overlay := range []string{"overlays/standalone", "overlays/sidecar"} {
+		t.Run(overlay, func(t *testing.T) {
+			objs := build(t, overlay)
+			cm := find(t, objs, "ConfigMap", "ferry-config")
+			data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+			dep := find(t, objs, "Deployment", "ferry")
+			containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+			c := containers[0].(map[string]any)
+			env := map[string]string{}
+			for _, e := range c["env"].([]any) {
+				e := e.(map[string]any)
+				name := e["name"].(string)
+				if key, ok, _ := unstructured.NestedString(e, "valueFrom", "configMapKeyRef", "key"); ok {
+					env[name] = data[key]
+				} else if v, ok := e["value"].(string); ok {
+					env[name] = v
+				}
+			}
+			args := toStrings(c["args"])
+			for i, a := range args {
+				args[i] = os.Expand(strings.NewReplacer("$(", "${", ")", "}").Replace(a), func(k string) string { return env[k] })
+			}
+			root := cli.NewRoot()
+			run, rest, err := root.Find(args)
+			if err != nil || run.Name() != "run" {
+				t.Fatalf("args %v do not name ferry run: %v", args, err)
+			}
+			if err := run.ParseFlags(rest); err != nil {
+				t.Fatalf("ferry run does not accept the Deployment's args: %v\n%v", err, args)
+			}
+			if r := run.Flags().Lookup("repo"); r == nil || r.Value.String() != data["repo"] {
+				t.Errorf("--repo is not the ConfigMap's repo: %v", r)
+			}
+			mounts := map[string]bool{}
+			for _, m := range c["volumeMounts"].([]any) {
+				mounts[m.(map[string]any)["mountPath"].(string)] = true
+			}
+			for _, name := range []string{"git-secret-dir", "registry-config", "webhook-secret-file", "cache-dir"} {
+				v := run.Flags().Lookup(name).Value.String()
+				if v == "" || !mounts[v] && !mounts[path.Dir(v)] {
+					t.Errorf("--%s=%q is not a mounted path", name, v)
+				}
+			}
+		})
+	}
 }
