@@ -2,8 +2,10 @@
 # make demo: what Ferry reads from a config repo (the repository's own
 # examples), what it says about a broken one, then the catalog engine on the
 # real community-operators v4.20 catalog served by an embedded registry
-# (hack/demo), mirrored into a second one, twice. Needs nothing outside the
-# repository.
+# (hack/demo), mirrored into a second one, twice; then ferry run on the
+# directory and on the same config repo served by an embedded git server
+# (git http-backend): a pushed change, a signed webhook, Ferry's render commit
+# pushed back. Needs nothing outside the repository but git.
 set -uo pipefail
 ferry=${1:-bin/ferry}
 cd "$(dirname "$0")/.."

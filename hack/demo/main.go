@@ -6,7 +6,10 @@
 // it, running the real ferry binary: it mirrors the filtered catalog into
 // the second registry, shows that a second reconcile writes nothing there
 // and commits nothing, and that widening a range copies only the new
-// images. Nothing outside this machine is needed.
+// images; then the daemon, on the directory and on the config repo served
+// by an embedded git server (git http-backend): a pushed change, announced
+// by a signed webhook, converged and its render pushed back. Nothing
+// outside this machine is needed.
 package main
 
 import (
@@ -163,6 +166,9 @@ spec:
 		step("git log   (one commit per reconcile that changed something)")
 		fmt.Print(git("log", "--format=%h %s"))
 		if err := daemonDemo(ferry, repo, spec, reg, git); err != nil {
+			return err
+		}
+		if err := gitDemo(ferry, repo, spec, reg, git); err != nil {
 			return err
 		}
 	}
