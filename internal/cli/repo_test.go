@@ -57,6 +57,27 @@ func TestRepoFlagsUsage(t *testing.T) {
 	}
 }
 
+func TestParseSignature(t *testing.T) {
+	for _, tc := range []struct {
+		in, name, email string
+		ok              bool
+	}{
+		{"Ferry <ferry@localhost>", "Ferry", "ferry@localhost", true},
+		{"Fleet CI Bot <ci@fleet.example>", "Fleet CI Bot", "ci@fleet.example", true},
+		{`"Doe, Jane" <jane@example.com>`, "Doe, Jane", "jane@example.com", true},
+		{"ferry@localhost", "", "", false},
+		{"Ferry", "", "", false},
+		{"Ferry <ferry@localhost>\nX: y", "", "", false},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			sig, err := parseSignature("--git-author", tc.in)
+			if (err == nil) != tc.ok || sig.Name != tc.name || sig.Email != tc.email {
+				t.Errorf("parseSignature(%q) = %+v, %v", tc.in, sig, err)
+			}
+		})
+	}
+}
+
 // repoEnv is a config repository on a real git server (git http-backend
 // with basic auth) whose spec mirrors real community packages from a real
 // source registry into an authenticated mirror.
@@ -241,12 +262,20 @@ func TestReconcileRepo(t *testing.T) {
 	if stdout, stderr, code := e.ferry(t, false, "validate"); code != 0 || !strings.Contains(stdout, "fleet.git main clusters/prod: valid: 1 file(s), 1 Catalog(s), 1 Mirror") {
 		t.Fatalf("validate --repo: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+	// render --repo writes only OUTDIR.
+	out := t.TempDir()
+	if stdout, stderr, code := e.ferry(t, false, "render", "-o", out); code != 0 || !strings.Contains(stdout, "Wrote ") {
+		t.Errorf("render --repo: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "catalogs/community/catalogsource.yaml")); err != nil {
+		t.Errorf("render --repo -o: %v", err)
+	}
 	// diff --repo before anything is rendered: changes pending, no push.
 	if stdout, stderr, code := e.ferry(t, false, "diff"); code != 1 || !strings.Contains(stdout, "kubevirt-wol") {
 		t.Errorf("diff --repo before the first reconcile: exit %d, want 1\n%s\n%s", code, stdout, stderr)
 	}
-	if n, _ := e.pushes(); n != 0 {
-		t.Errorf("validate and diff --repo sent %d push request(s)", n)
+	if n, _ := e.pushes(); n != 0 || e.git.Rev("fleet", "main") != seed {
+		t.Errorf("validate, render and diff --repo sent %d push request(s)", n)
 	}
 
 	// 1. The first reconcile: mirrored, rendered, one commit pushed.
