@@ -85,16 +85,16 @@ func (c ObjectChange) String() string {
 	return c.Kind + "/" + c.Name
 }
 
-// HasChanges reports whether applying would write to the cluster, or
-// would if it were not blocked (conflicts, breaking changes, held
-// catalogs, objects only prune would delete are pending changes too, as
-// kubectl diff reports them).
+// HasChanges reports whether the cluster differs from the render: what
+// applying would write, and what it would write were it not blocked
+// (conflicts, breaking changes), as kubectl diff reports them. An object
+// only --prune would delete is not a difference unless pruning was asked.
 func (p *ClusterPlan) HasChanges() bool {
 	if p == nil {
 		return false
 	}
 	for _, o := range p.Objects {
-		if o.Action != ObjectUnchanged {
+		if o.Action != ObjectUnchanged && o.Action != ObjectPrunable {
 			return true
 		}
 	}
