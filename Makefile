@@ -31,8 +31,16 @@ demo: build
 	@hack/demo.sh $(FERRY)
 
 ## test: every test, unit and end-to-end against real servers; installs what they need.
+## The packages with concurrency (the copy engine, the air gap, the reconciler
+## and its cluster step, git sync, the cluster client, the daemon, the pipeline,
+## the registry client and the world builder the tests use) run under the race
+## detector; the rest without it, to stay well inside CI's time.
+RACE_PKGS := ./internal/mirror/... ./internal/airgap/... ./reconcile/... ./gitsync/... \
+	./internal/cluster/... ./internal/daemon/... ./internal/pipeline/... ./internal/registry/... \
+	./internal/world/... ./internal/filelock/...
 test: tools vet
-	$(GO) test -count=1 -timeout 45m ./...
+	$(GO) test -count=1 -timeout 45m -race $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 45m $$($(GO) list ./... | grep -v -x -F "$$($(GO) list $(RACE_PKGS))")
 
 ## unit: the fast tests only (no real servers).
 unit:

@@ -107,6 +107,9 @@ var amplificationCases = []amplificationCase{
 //	FERRY_AMPLIFICATION_CASE=N FERRY_AMPLIFICATION_CASE_LIMIT=0 \
 //	  /usr/bin/time -v ./reconcile.test -test.run '^TestAmplificationChild$'
 func TestAmplificationUnderMemoryLimit(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector multiplies memory use; the limits are checked by the plain run")
+	}
 	if os.Getenv(amplificationEnv) != "" {
 		t.Skip("in the child")
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -84,16 +85,16 @@ func (c ObjectChange) String() string {
 	return c.Kind + "/" + c.Name
 }
 
-// HasChanges reports whether applying would write to the cluster, or
-// would if it were not blocked (conflicts, breaking changes, held
-// catalogs, objects only prune would delete are pending changes too, as
-// kubectl diff reports them).
+// HasChanges reports whether the cluster differs from the render: what
+// applying would write, and what it would write were it not blocked
+// (conflicts, breaking changes), as kubectl diff reports them. An object
+// only --prune would delete is not a difference unless pruning was asked.
 func (p *ClusterPlan) HasChanges() bool {
 	if p == nil {
 		return false
 	}
 	for _, o := range p.Objects {
-		if o.Action != ObjectUnchanged {
+		if o.Action != ObjectUnchanged && o.Action != ObjectPrunable {
 			return true
 		}
 	}
@@ -363,13 +364,27 @@ func servedHint(gvk schema.GroupVersionKind) string {
 // diffObjects computes each desired object's change, the guard's verdict
 // on catalog objects, and the owned objects no longer rendered.
 func (r *Reconciler) diffObjects(ctx context.Context, p *Planned, st *clusterState, desired []*object, opts Options) ([]ObjectChange, error) {
+	// The diffs are independent (a dry-run each for the objects that
+	// changed): ask them all at once, a few at a time.
+	actions := make([]Action, len(desired))
+	errs := make([]error, len(desired))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, diffConcurrency)
+	for i, o := range desired {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			actions[i], errs[i] = r.Cluster.Diff(ctx, o.obj, st.live[o.key()], opts.Cluster.ForceConflicts)
+		}()
+	}
+	wg.Wait()
 	var out []ObjectChange
 	desiredKeys := map[string]bool{}
-	for _, o := range desired {
+	for i, o := range desired {
 		desiredKeys[o.key()] = true
 		c := ObjectChange{Kind: o.gvk.Kind, Namespace: o.obj.GetNamespace(), Name: o.obj.GetName(), File: o.file, Catalog: o.catalog}
-		live := st.live[o.key()]
-		action, err := r.Cluster.Diff(ctx, o.obj, live, opts.Cluster.ForceConflicts)
+		action, err := actions[i], errs[i]
 		var conflict *ConflictError
 		switch {
 		case errors.As(err, &conflict):
@@ -450,6 +465,9 @@ func (r *Reconciler) diffObjects(ctx context.Context, p *Planned, st *clusterSta
 	}
 	return append(out, prunable...), nil
 }
+
+// diffConcurrency bounds the server-side dry-runs planning has in flight.
+const diffConcurrency = 8
 
 // catalogLabels are a ClusterCatalog's labels as a ClusterExtension
 // selector sees them, the name label the API server adds included.
@@ -726,4 +744,20 @@ func serving(u *unstructured.Unstructured, since time.Time, wantRef string) (boo
 		return false, fmt.Sprintf("Serving=%v, resolved %q", servingTrue, ref)
 	}
 	return true, ""
+}
+
+// ApplyRender runs the cluster step alone on a render that is already
+// complete (files as the render directory holds them, for instance):
+// plan, then apply in the safe order, as a reconcile does once its
+// registry steps are done. Without the catalogs' content there is nothing
+// for the guard to check against, so it is for renders whose catalogs the
+// caller trusts (tests and benchmarks of the cluster step).
+func (r *Reconciler) ApplyRender(ctx context.Context, files map[string][]byte, instance string, opts Options) (*ClusterPlan, *ClusterOutcome, error) {
+	p := &Planned{Plan: &Plan{}, Result: &Result{Files: files, Instance: instance}}
+	if err := r.planCluster(ctx, p, opts); err != nil {
+		return nil, nil, err
+	}
+	out := &Outcome{Files: files}
+	err := r.applyCluster(ctx, p, opts, out)
+	return p.Plan.Cluster, out.Cluster, err
 }

@@ -187,33 +187,12 @@ func summarize(cfg *fbc.DeclarativeConfig) map[string]*pkgSummary {
 		get(p.Name).defaultChannel = p.DefaultChannel
 	}
 	for _, ch := range cfg.Channels {
-		get(ch.Package).heads[ch.Name] = ChannelHead(ch)
+		get(ch.Package).heads[ch.Name] = strings.Join(fbc.ChannelHeads(ch.Entries), ",")
 	}
 	for _, b := range cfg.Bundles {
 		get(b.Package).bundles[b.Name] = true
 	}
 	return out
-}
-
-// ChannelHead is the entry nothing in the channel replaces or skips.
-func ChannelHead(ch fbc.Channel) string {
-	incoming := map[string]bool{}
-	for _, e := range ch.Entries {
-		if e.Replaces != "" {
-			incoming[e.Replaces] = true
-		}
-		for _, s := range e.Skips {
-			incoming[s] = true
-		}
-	}
-	var heads []string
-	for _, e := range ch.Entries {
-		if !incoming[e.Name] {
-			heads = append(heads, e.Name)
-		}
-	}
-	sort.Strings(heads)
-	return strings.Join(heads, ",")
 }
 
 func diffPackage(name string, before, after *pkgSummary) PackageChange {

@@ -153,7 +153,7 @@ func graphProblem(old []fbc.ChannelEntry, entry fbc.ChannelEntry, err error) err
 			}
 		}
 	}
-	if heads := channelHeads(old); len(heads) == 1 && entry.Replaces != heads[0] && !slices.Contains(entry.Skips, heads[0]) {
+	if heads := fbc.ChannelHeads(old); len(heads) == 1 && entry.Replaces != heads[0] && !slices.Contains(entry.Skips, heads[0]) {
 		incoming := entry.Replaces == "" && len(entry.Skips) == 0
 		switch {
 		case incoming:

@@ -438,7 +438,7 @@ func placeByReplaces(old []fbc.ChannelEntry, e fbc.ChannelEntry, versions map[st
 	if prev := checkGraph(old); prev != nil {
 		return nil, nil, graphProblem(old, e, err)
 	}
-	head := channelHeads(old)[0]
+	head := fbc.ChannelHeads(old)[0]
 	hv, ok := versions[head]
 	if !ok {
 		return nil, nil, newProblem(ErrGraphConflict, "the bundle names no replaces or skips and the channel head %q has no usable version to compare with", head)

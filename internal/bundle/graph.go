@@ -9,28 +9,6 @@ import (
 	"github.com/ferry-gitops/ferry/internal/fbc"
 )
 
-// channelHeads returns the entries no other entry of the channel replaces or
-// skips, sorted. A valid channel has exactly one.
-func channelHeads(entries []fbc.ChannelEntry) []string {
-	incoming := map[string]bool{}
-	for _, e := range entries {
-		if e.Replaces != "" {
-			incoming[e.Replaces] = true
-		}
-		for _, s := range e.Skips {
-			incoming[s] = true
-		}
-	}
-	var heads []string
-	for _, e := range entries {
-		if !incoming[e.Name] && !slices.Contains(heads, e.Name) {
-			heads = append(heads, e.Name)
-		}
-	}
-	slices.Sort(heads)
-	return heads
-}
-
 // checkGraph applies `opm validate`'s rules for a channel's upgrade graph
 // (operator-registry's Channel.validateReplacesChain): exactly one head; the
 // replaces chain from the head, cut where it reaches a skipped bundle, has
@@ -38,7 +16,7 @@ func channelHeads(entries []fbc.ChannelEntry) []string {
 // Replaces naming a bundle outside the channel end the chain, which opm
 // accepts.
 func checkGraph(entries []fbc.ChannelEntry) error {
-	heads := channelHeads(entries)
+	heads := fbc.ChannelHeads(entries)
 	switch {
 	case len(entries) == 0:
 		return errors.New("channel has no entries")

@@ -31,7 +31,7 @@ func placeBySemver(old []fbc.ChannelEntry, e fbc.ChannelEntry, versions map[stri
 	if err := checkGraph(old); err != nil {
 		return nil, newProblem(ErrGraphConflict, "cannot place by version in a channel that is not valid: %v", err)
 	}
-	head := channelHeads(old)[0]
+	head := fbc.ChannelHeads(old)[0]
 	v := versions[e.Name].version
 
 	// opm's graph: every entry is a node whose outgoing edges are its

@@ -18,7 +18,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-gitops/ferry/internal/testenv"
@@ -32,9 +31,10 @@ import (
 //
 //	go test ./internal/cluster -run '^$' -bench ClusterApply -benchtime 5x
 //
-// ferry/* is what a reconcile does with --wait=0: one LIST per kind, a Diff
-// per object (no request when unchanged, else a server-side dry-run) and
-// an apply per changed object, mirror sets first. kubectl/* runs
+// ferry/* is the cluster step of a reconcile with --wait=0, run by
+// reconcile.Reconciler: one LIST per kind it applies or guards, a Diff per
+// object (no request when unchanged, else a server-side dry-run) and an
+// apply per changed object, mirror sets first. kubectl/* runs
 // `kubectl apply --server-side -f DIR -R` on the same objects written as a
 // render directory (a process per run, discovery cache warm). "first"
 // creates everything (fresh names each iteration), "noop" applies what is
@@ -153,36 +153,12 @@ func benchClient(b *testing.B, kube *testenv.Kube) (*Client, string) {
 	return c, user
 }
 
-// ferryStep is the cluster step as reconcile runs it with --wait=0.
+// ferryStep is the cluster step of a reconcile with --wait=0, the real
+// one (reconcile.Reconciler), on the objects laid out as a render.
 func ferryStep(ctx context.Context, c *Client, desired []*unstructured.Unstructured) error {
-	live := map[string]*unstructured.Unstructured{}
-	var kinds []schema.GroupVersionKind
-	for _, d := range desired {
-		if gvk := d.GroupVersionKind(); !slices.Contains(kinds, gvk) {
-			kinds = append(kinds, gvk)
-		}
-	}
-	for _, gvk := range kinds {
-		objs, err := c.List(ctx, gvk)
-		if err != nil {
-			return err
-		}
-		for _, o := range objs {
-			live[gvk.Kind+"/"+o.GetNamespace()+"/"+o.GetName()] = o
-		}
-	}
-	for _, d := range desired {
-		action, err := c.Diff(ctx, d, live[d.GetKind()+"/"+d.GetNamespace()+"/"+d.GetName()], false)
-		if err != nil {
-			return err
-		}
-		if action.Changes() {
-			if _, err := c.Apply(ctx, d, false); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	r := &reconcile.Reconciler{Cluster: c}
+	_, _, err := r.ApplyRender(ctx, renderFiles(desired), "bench", reconcile.Options{})
+	return err
 }
 
 func reportAudit(b *testing.B, events testenv.AuditEvents, objects int) {
@@ -293,15 +269,13 @@ func scanTarGz(path string, line func(string)) error {
 	}
 }
 
-// writeRenderDir writes objs as a render directory lays them out.
-func writeRenderDir(b *testing.B, objs []*unstructured.Unstructured) string {
-	b.Helper()
-	dir := b.TempDir()
+// renderFiles lays objs out as a render directory does.
+func renderFiles(objs []*unstructured.Unstructured) map[string][]byte {
 	files := map[string][]byte{}
 	for _, o := range objs {
 		y, err := yaml.Marshal(o.Object)
 		if err != nil {
-			b.Fatal(err)
+			panic(err)
 		}
 		var path string
 		switch o.GroupVersionKind() {
@@ -317,7 +291,14 @@ func writeRenderDir(b *testing.B, objs []*unstructured.Unstructured) string {
 		}
 		files[path] = append(files[path], y...)
 	}
-	for p, data := range files {
+	return files
+}
+
+// writeRenderDir writes objs as a render directory lays them out.
+func writeRenderDir(b *testing.B, objs []*unstructured.Unstructured) string {
+	b.Helper()
+	dir := b.TempDir()
+	for p, data := range renderFiles(objs) {
 		full := filepath.Join(dir, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			b.Fatal(err)

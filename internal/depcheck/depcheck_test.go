@@ -30,6 +30,10 @@ func TestImportRules(t *testing.T) {
 		{"./spec", []string{"k8s.io/client-go", "github.com/go-git/", "github.com/google/go-containerregistry/pkg/v1/remote", "net/http", "github.com/spf13/cobra"}, "spec only reads an fs.FS"},
 		{"./render/...", []string{"k8s.io/client-go", "github.com/go-git/", "github.com/google/go-containerregistry/pkg/v1/remote", "net/http", "os/exec", "github.com/spf13/cobra"}, "render is pure: no network, cluster or git"},
 		{"./reconcile/...", []string{"github.com/spf13/cobra", module + "/internal/cli"}, "only the CLI knows cobra"},
+		{"./reconcile", []string{"k8s.io/client-go", "github.com/go-git/", module + "/internal/cluster", module + "/gitsync", module + "/internal/daemon", module + "/internal/pipeline"}, "reconcile declares the Cluster and Committer interfaces; their implementations import it, never the other way"},
+		{"./internal/cluster/...", []string{"github.com/go-git/", module + "/gitsync", module + "/internal/daemon"}, "the cluster client knows nothing of git or the daemon"},
+		{"./gitsync/...", []string{"k8s.io/client-go", module + "/internal/cluster", module + "/internal/daemon"}, "the git layer knows nothing of the cluster or the daemon"},
+		{"./internal/daemon", []string{module + "/gitsync", module + "/internal/cluster", "github.com/go-git/"}, "the daemon loop owns when, through its Source and Runner interfaces; adapters live in its subpackages"},
 		{"./gitsync/...", []string{"github.com/spf13/cobra", module + "/internal/cli"}, "only the CLI knows cobra"},
 		{"./cmd/...", []string{module + "/internal/testenv", module + "/internal/world"}, "test helpers never ship in the binary"},
 	} {

@@ -3,6 +3,7 @@ package fbc
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // The schemas Ferry interprets. Every other schema is carried as a Meta.
@@ -162,4 +163,28 @@ type GVK struct {
 	Group   string `json:"group"`
 	Kind    string `json:"kind"`
 	Version string `json:"version"`
+}
+
+// ChannelHeads returns the entries of a channel that no other entry
+// replaces or skips, sorted, once each: its heads. A valid channel has
+// exactly one (operator-registry's Channel.Head); the validator, bundle
+// placement and the plan all ask this one function.
+func ChannelHeads(entries []ChannelEntry) []string {
+	incoming := map[string]bool{}
+	for _, e := range entries {
+		if e.Replaces != "" {
+			incoming[e.Replaces] = true
+		}
+		for _, s := range e.Skips {
+			incoming[s] = true
+		}
+	}
+	var heads []string
+	for _, e := range entries {
+		if !incoming[e.Name] && !slices.Contains(heads, e.Name) {
+			heads = append(heads, e.Name)
+		}
+	}
+	slices.Sort(heads)
+	return heads
 }

@@ -594,24 +594,13 @@ func (v *validator) model(p *vPackage) {
 // loop; and every entry must be on that chain or skipped.
 func (v *validator) replacesChain(pkg string, vc *vChannel) {
 	ch := vc.ch.Name
-	incoming := map[string]bool{}
 	skipped := map[string]bool{}
 	for _, e := range vc.entries {
-		if e.Replaces != "" {
-			incoming[e.Replaces] = true
-		}
 		for _, s := range e.Skips {
-			incoming[s] = true
 			skipped[s] = true
 		}
 	}
-	var heads []string
-	for name := range vc.entries {
-		if !incoming[name] {
-			heads = append(heads, name)
-		}
-	}
-	slices.Sort(heads)
+	heads := ChannelHeads(vc.ch.Entries)
 	switch len(heads) {
 	case 0:
 		v.add(CodeNoHead, pkg, ch, "", "no channel head found in graph")

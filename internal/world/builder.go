@@ -40,6 +40,14 @@ type builder struct {
 	mountMu   sync.Mutex
 	mountFrom map[v1.Hash]name.Repository
 
+	// repos serialises pushes into one repository. go-containerregistry's
+	// Pusher shares one writer per repository, and a push that mounts
+	// from a repository the writer has no token scope for yet replaces the
+	// writer's HTTP client while other pushes use it (a data race; the
+	// copy engine gates the same writer in internal/mirror). Pushes into
+	// different repositories still run in parallel.
+	repos sync.Map // repository -> *sync.Mutex
+
 	statsMu   sync.Mutex
 	blobs     map[v1.Hash]int64
 	manifests map[v1.Hash]bool
@@ -48,7 +56,11 @@ type builder struct {
 }
 
 func newBuilder(opts Options) (*builder, error) {
-	p, err := remote.NewPusher(opts.Remote...)
+	// One layer at a time within a push: a push whose layers mount from
+	// repositories the writer has no scope for yet updates the writer's
+	// client from each layer's goroutine (the race described at repos).
+	// Images are pushed in parallel, which is where a build's time goes.
+	p, err := remote.NewPusher(append(append([]remote.Option(nil), opts.Remote...), remote.WithJobs(1))...)
 	if err != nil {
 		return nil, fmt.Errorf("registry client: %w", err)
 	}
@@ -269,7 +281,11 @@ func (b *builder) pushTaggable(ctx context.Context, ref name.Reference, t remote
 	case v1.Image:
 		t = mountImage{Image: x, from: from}
 	}
-	if err := b.pusher.Push(ctx, ref, t); err != nil {
+	lock, _ := b.repos.LoadOrStore(ref.Context().String(), &sync.Mutex{})
+	lock.(*sync.Mutex).Lock()
+	err := b.pusher.Push(ctx, ref, t)
+	lock.(*sync.Mutex).Unlock()
+	if err != nil {
 		return err
 	}
 	b.mountMu.Lock()

@@ -201,7 +201,7 @@ func expectedAnswers(cfg *fbc.DeclarativeConfig) []queryPackage {
 		names = append(names, p.Name)
 	}
 	for _, ch := range cfg.Channels {
-		head := reconcile.ChannelHead(ch)
+		head := strings.Join(fbc.ChannelHeads(ch.Entries), ",")
 		byPkg[ch.Package].Channels = append(byPkg[ch.Package].Channels, queryChannel{Name: ch.Name, Head: head, Bundle: head})
 	}
 	sort.Strings(names)
