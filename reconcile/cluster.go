@@ -96,12 +96,8 @@ var (
 	GVKICSP             = schema.GroupVersionKind{Group: "operator.openshift.io", Version: "v1alpha1", Kind: "ImageContentSourcePolicy"}
 	GVKSamplesConfig    = schema.GroupVersionKind{Group: "samples.operator.openshift.io", Version: "v1", Kind: "Config"}
 	GVKOperatorHub      = schema.GroupVersionKind{Group: "config.openshift.io", Version: "v1", Kind: "OperatorHub"}
-	GVKConfigMap        = schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
-	GVKNamespace        = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
-	appliedKindsInOrder = []schema.GroupVersionKind{GVKIDMS, GVKITMS, GVKICSP, GVKOperatorHub, GVKCatalogSource, GVKClusterCatalog, GVKSamplesConfig}
-	workloadKinds       = []schema.GroupVersionKind{GVKSubscription, GVKClusterExtension, GVKCSV}
-	_                   = workloadKinds
-	_                   = appliedKindsInOrder
-	_                   = GVKConfigMap
-	_                   = GVKNamespace
+	// GVKConfigMap is read for the samples operator's image list;
+	// GVKNamespace is known to the cluster client for tests and tools.
+	GVKConfigMap = schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
+	GVKNamespace = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
 )

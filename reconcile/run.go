@@ -46,18 +46,15 @@ type ClusterOptions struct {
 	// AllowBreaking applies changes that strand a Subscription or a
 	// ClusterExtension, and prunes CatalogSources in use.
 	AllowBreaking bool
-	// Prune deletes objects Ferry owns that are no longer rendered.
+	// Prune deletes objects Ferry owns that are no longer rendered (the
+	// instance label names the owner: see Instance).
 	Prune bool
-	// Instance is the value of LabelInstance on every object applied: it
-	// names this config repository, so two Ferry instances never prune
-	// each other's objects.
-	Instance string
 }
 
 // DefaultClusterOptions wait a few minutes for catalogs, like an
 // administrator watching `oc get catalogsource -w` would.
 func DefaultClusterOptions() ClusterOptions {
-	return ClusterOptions{Wait: 5 * time.Minute, PollInterval: 2 * time.Second, Instance: "default"}
+	return ClusterOptions{Wait: 5 * time.Minute, PollInterval: 2 * time.Second}
 }
 
 // Committer records the render directory in version control; gitsync
