@@ -584,8 +584,20 @@ func (r *Reconciler) applyCluster(ctx context.Context, p *Planned, opts Options,
 		}
 	}
 	if opts.Cluster.Wait > 0 {
-		for _, u := range toWait {
-			if err := r.waitServing(ctx, u, opts.Cluster); err != nil {
+		// Every catalog waits at once, so --wait bounds the step, not
+		// each catalog in turn.
+		waitErrs := make([]error, len(toWait))
+		var wg sync.WaitGroup
+		for i, u := range toWait {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				waitErrs[i] = r.waitServing(ctx, u, opts.Cluster)
+			}()
+		}
+		wg.Wait()
+		for _, err := range waitErrs {
+			if err != nil {
 				problems = append(problems, err.Error())
 			}
 		}
